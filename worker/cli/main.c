@@ -1,0 +1,56 @@
+/* sluice: entry point; dispatches to the sub-commands of cli.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "engine/engine.h"
+
+/* Sub-commands are linked in as their files land; a missing one is not listed. */
+#pragma weak sl_cmd_worker
+#pragma weak sl_cmd_produce
+#pragma weak sl_cmd_collect
+#pragma weak sl_cmd_predict
+#pragma weak sl_cmd_inspect
+#pragma weak sl_cmd_conformance
+#pragma weak sl_cmd_config
+
+static const struct {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *help;
+} commands[] = {
+    {"worker", sl_cmd_worker, "join the consumer group and serve inference requests"},
+    {"produce", sl_cmd_produce, "send Fashion-MNIST IDX images as requests"},
+    {"collect", sl_cmd_collect, "read responses and summarise accuracy, rate, latency"},
+    {"predict", sl_cmd_predict, "run a model on IDX images without Kafka"},
+    {"inspect", sl_cmd_inspect, "show a model's inputs, outputs, opset and operators"},
+    {"conformance", sl_cmd_conformance, "run ONNX backend tests (model.onnx + test_data_set_*)"},
+    {"config", sl_cmd_config, "print the configuration reference"},
+};
+
+static void usage(FILE *fp)
+{
+        fprintf(fp, "usage: sluice COMMAND [OPTIONS]\n\ncommands:\n");
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                if (commands[i].fn)
+                        fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].help);
+        fprintf(fp, "\n`sluice COMMAND --help` for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+        if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+                usage(argc < 2 ? stderr : stdout);
+                return argc < 2 ? 2 : 0;
+        }
+        if (!strcmp(argv[1], "--version")) {
+                printf("sluice %s (OpenBLAS core %s)\n", SL_VERSION, sl_engine_blas_core());
+                return 0;
+        }
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                if (commands[i].fn && !strcmp(argv[1], commands[i].name))
+                        return commands[i].fn(argc - 1, argv + 1);
+        fprintf(stderr, "sluice: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+}
