@@ -1,0 +1,382 @@
+/* Model repository: <root>/<name>/{config.cfg,labels.txt,<version>/model.onnx}. */
+#include "repo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct sl_repo_s {
+        size_t cnt, size;
+        sl_repo_model_t **models; /* sorted by name, then version number */
+};
+
+static int is_dir(const char *path)
+{
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *path)
+{
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A version folder is a positive integer, as in Triton and TF Serving. */
+static int version_number(const char *s, int64_t *out)
+{
+        if (!*s || *s == '0' || strspn(s, "0123456789") != strlen(s)) return -1;
+        return sl_parse_i64(s, out);
+}
+
+static void model_free(sl_repo_model_t *m)
+{
+        if (!m) return;
+        sl_model_destroy(m->model);
+        for (size_t i = 0; i < m->n_labels; i++)
+                free(m->labels[i]);
+        free(m->labels);
+        free(m->name);
+        free(m->version);
+        free(m->dir);
+        free(m);
+}
+
+/* One class name per line; line i names class i, so empty lines count too. */
+static sl_err_t labels_load(sl_repo_model_t *m, const char *path, char *errstr, size_t errstr_size)
+{
+        char *buf = NULL, *line, *end;
+        size_t len;
+        sl_err_t err;
+
+        if ((err = sl_file_read(path, &buf, &len, errstr, errstr_size))) return err;
+        for (line = buf; line < buf + len; line = end + 1) {
+                char **tmp;
+                size_t n;
+                if (!(end = strchr(line, '\n'))) end = buf + len;
+                n = (size_t)(end - line);
+                if (n && line[n - 1] == '\r') n--;
+                if (!(tmp = realloc(m->labels, (m->n_labels + 1) * sizeof(*tmp)))) {
+                        err = SL_ERR_NOMEM;
+                        break;
+                }
+                m->labels = tmp;
+                if (!(tmp[m->n_labels] = strndup(line, n))) {
+                        err = SL_ERR_NOMEM;
+                        break;
+                }
+                m->n_labels++;
+        }
+        free(buf);
+        return err;
+}
+
+/* Settings of config.cfg; anything else is an error naming file and line. */
+static sl_err_t model_config_read(const char *path, int *max_batch_size, int *top_k,
+                                  sl_output_kind_t *kind, char *labels_file,
+                                  size_t labels_file_size, char *errstr, size_t errstr_size)
+{
+        config_t cfg;
+        config_setting_t *root;
+        sl_err_t err = SL_ERR_CONFIG;
+
+        config_init(&cfg);
+        if (!config_read_file(&cfg, path)) {
+                if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
+                        err = SL_ERR_IO;
+                        sl_strfmt(errstr, errstr_size, "%s: cannot read: %s", path,
+                                  strerror(errno));
+                } else {
+                        sl_strfmt(errstr, errstr_size, "%s:%d: syntax error: %s", path,
+                                  config_error_line(&cfg), config_error_text(&cfg));
+                }
+                goto done;
+        }
+        root = config_root_setting(&cfg);
+        for (int i = 0; i < config_setting_length(root); i++) {
+                config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+                const char *name = config_setting_name(s);
+                int line = (int)config_setting_source_line(s);
+                int type = config_setting_type(s);
+
+                if (!strcmp(name, "max_batch_size") || !strcmp(name, "top_k")) {
+                        int v, lo = !strcmp(name, "top_k") ? 0 : 1;
+                        if (type != CONFIG_TYPE_INT) {
+                                sl_strfmt(errstr, errstr_size, "%s:%d: %s: expected integer", path,
+                                          line, name);
+                                goto done;
+                        }
+                        v = config_setting_get_int(s);
+                        if (v < lo || v > 4096) {
+                                sl_strfmt(errstr, errstr_size,
+                                          "%s:%d: %s: %d is out of range [%d, 4096]", path, line,
+                                          name, v, lo);
+                                goto done;
+                        }
+                        *(lo ? max_batch_size : top_k) = v;
+                } else if (!strcmp(name, "labels_file") || !strcmp(name, "output_kind")) {
+                        const char *v = config_setting_get_string(s);
+                        if (type != CONFIG_TYPE_STRING) {
+                                sl_strfmt(errstr, errstr_size, "%s:%d: %s: expected string", path,
+                                          line, name);
+                                goto done;
+                        }
+                        if (name[0] == 'l') {
+                                if (!*v || strchr(v, '/')) {
+                                        sl_strfmt(errstr, errstr_size,
+                                                  "%s:%d: labels_file: \"%s\" must be a file "
+                                                  "name inside the model folder",
+                                                  path, line, v);
+                                        goto done;
+                                }
+                                sl_strfmt(labels_file, labels_file_size, "%s", v);
+                        } else if (!strcmp(v, "probabilities")) {
+                                *kind = SL_OUTPUT_PROBABILITIES;
+                        } else if (!strcmp(v, "logits")) {
+                                *kind = SL_OUTPUT_LOGITS;
+                        } else {
+                                sl_strfmt(errstr, errstr_size,
+                                          "%s:%d: output_kind: \"%s\" is not one of "
+                                          "\"probabilities\", \"logits\"",
+                                          path, line, v);
+                                goto done;
+                        }
+                } else {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s:%d: unknown setting '%s' (known: max_batch_size, "
+                                  "labels_file, top_k, output_kind)",
+                                  path, line, name);
+                        goto done;
+                }
+        }
+        err = SL_OK;
+done:
+        config_destroy(&cfg);
+        return err;
+}
+
+static sl_err_t repo_add(sl_repo_t *repo, sl_repo_model_t *m)
+{
+        if (repo->cnt == repo->size) {
+                size_t size = repo->size ? repo->size * 2 : 8;
+                sl_repo_model_t **tmp = realloc(repo->models, size * sizeof(*tmp));
+                if (!tmp) return SL_ERR_NOMEM;
+                repo->models = tmp;
+                repo->size = size;
+        }
+        repo->models[repo->cnt++] = m;
+        return SL_OK;
+}
+
+/* Load every version of the model in <root>/<name>. */
+static sl_err_t model_dir_load(sl_repo_t *repo, const char *root, const char *name, char *errstr,
+                               size_t errstr_size)
+{
+        char dir[4096], path[4200], labels_file[256] = "";
+        int max_batch_size = 64, top_k = 5, loaded = 0;
+        sl_output_kind_t kind = SL_OUTPUT_PROBABILITIES;
+        struct dirent **ents = NULL;
+        int n = 0;
+        sl_err_t err = SL_OK;
+
+        sl_strfmt(dir, sizeof(dir), "%s/%s", root, name);
+        sl_strfmt(path, sizeof(path), "%s/config.cfg", dir);
+        if (is_file(path) &&
+            (err = model_config_read(path, &max_batch_size, &top_k, &kind, labels_file,
+                                     sizeof(labels_file), errstr, errstr_size)))
+                return err;
+        if (!*labels_file) {
+                sl_strfmt(path, sizeof(path), "%s/labels.txt", dir);
+                if (is_file(path)) sl_strfmt(labels_file, sizeof(labels_file), "labels.txt");
+        }
+
+        if ((n = scandir(dir, &ents, NULL, alphasort)) < 0) {
+                sl_strfmt(errstr, errstr_size, "%s: %s", dir, strerror(errno));
+                return SL_ERR_IO;
+        }
+        for (int i = 0; i < n && !err; i++) {
+                int64_t ver;
+                sl_repo_model_t *m;
+                if (version_number(ents[i]->d_name, &ver)) continue;
+                sl_strfmt(path, sizeof(path), "%s/%s/model.onnx", dir, ents[i]->d_name);
+                if (!is_file(path)) continue;
+                if (!(m = calloc(1, sizeof(*m))) || !(m->name = strdup(name)) ||
+                    !(m->version = strdup(ents[i]->d_name)) || !(m->dir = strdup(dir))) {
+                        model_free(m);
+                        err = SL_ERR_NOMEM;
+                        break;
+                }
+                m->max_batch_size = max_batch_size;
+                m->top_k = top_k;
+                m->output_kind = kind;
+                if (!(err = sl_model_load(path, &m->model, errstr, errstr_size)) && *labels_file) {
+                        char lpath[4400];
+                        sl_strfmt(lpath, sizeof(lpath), "%s/%s", dir, labels_file);
+                        err = labels_load(m, lpath, errstr, errstr_size);
+                }
+                if (!err) err = repo_add(repo, m);
+                if (err)
+                        model_free(m);
+                else
+                        loaded++;
+        }
+        for (int i = 0; i < n; i++)
+                free(ents[i]);
+        free(ents);
+        if (!err && !loaded) {
+                sl_strfmt(errstr, errstr_size,
+                          "%s: no version folder with a model.onnx (expected %s/1/model.onnx)", dir,
+                          dir);
+                err = SL_ERR_MODEL;
+        }
+        return err;
+}
+
+static int model_cmp(const void *a, const void *b)
+{
+        const sl_repo_model_t *x = *(sl_repo_model_t *const *)a, *y = *(sl_repo_model_t *const *)b;
+        int64_t vx = 0, vy = 0;
+        int c = strcmp(x->name, y->name);
+        if (c) return c;
+        sl_parse_i64(x->version, &vx);
+        sl_parse_i64(y->version, &vy);
+        return (vx > vy) - (vx < vy);
+}
+
+static sl_err_t repo_open(const char *root, const char *only, sl_repo_t **repop, char *errstr,
+                          size_t errstr_size)
+{
+        sl_repo_t *repo = NULL;
+        struct dirent **ents = NULL;
+        int n = 0;
+        sl_err_t err = SL_OK;
+
+        if (!is_dir(root)) {
+                sl_strfmt(errstr, errstr_size, "%s: model repository folder not found", root);
+                return SL_ERR_IO;
+        }
+        if (!(repo = calloc(1, sizeof(*repo)))) return SL_ERR_NOMEM;
+        if (only) {
+                char dir[4096];
+                sl_strfmt(dir, sizeof(dir), "%s/%s", root, only);
+                if (!is_dir(dir)) {
+                        sl_strfmt(errstr, errstr_size, "%s: no such model in %s", only, root);
+                        err = SL_ERR_UNKNOWN_MODEL;
+                } else {
+                        err = model_dir_load(repo, root, only, errstr, errstr_size);
+                }
+        } else if ((n = scandir(root, &ents, NULL, alphasort)) < 0) {
+                sl_strfmt(errstr, errstr_size, "%s: %s", root, strerror(errno));
+                err = SL_ERR_IO;
+        } else {
+                for (int i = 0; i < n && !err; i++) {
+                        char dir[4096], cfg[4200];
+                        if (ents[i]->d_name[0] == '.') continue;
+                        sl_strfmt(dir, sizeof(dir), "%s/%s", root, ents[i]->d_name);
+                        sl_strfmt(cfg, sizeof(cfg), "%s/config.cfg", dir);
+                        /* A model folder is one with a config.cfg (scripts may live beside). */
+                        if (is_dir(dir) && is_file(cfg))
+                                err = model_dir_load(repo, root, ents[i]->d_name, errstr,
+                                                     errstr_size);
+                }
+                for (int i = 0; i < n; i++)
+                        free(ents[i]);
+                free(ents);
+                if (!err && !repo->cnt) {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: no models (expected <name>/config.cfg and "
+                                  "<name>/<version>/model.onnx)",
+                                  root);
+                        err = SL_ERR_MODEL;
+                }
+        }
+        if (err) {
+                sl_repo_destroy(repo);
+                return err;
+        }
+        qsort(repo->models, repo->cnt, sizeof(*repo->models), model_cmp);
+        *repop = repo;
+        return SL_OK;
+}
+
+sl_err_t sl_repo_open(const char *root, sl_repo_t **repop, char *errstr, size_t errstr_size)
+{
+        return repo_open(root, NULL, repop, errstr, errstr_size);
+}
+
+sl_err_t sl_repo_open_one(const char *root, const char *name, sl_repo_t **repop, char *errstr,
+                          size_t errstr_size)
+{
+        return repo_open(root, name, repop, errstr, errstr_size);
+}
+
+void sl_repo_destroy(sl_repo_t *repo)
+{
+        if (!repo) return;
+        for (size_t i = 0; i < repo->cnt; i++)
+                model_free(repo->models[i]);
+        free(repo->models);
+        free(repo);
+}
+
+const sl_repo_model_t *sl_repo_find(const sl_repo_t *repo, const char *name, const char *version)
+{
+        const sl_repo_model_t *latest = NULL;
+        for (size_t i = 0; i < repo->cnt; i++) {
+                const sl_repo_model_t *m = repo->models[i];
+                if (strcmp(m->name, name)) continue;
+                if (version && *version) {
+                        if (!strcmp(m->version, version)) return m;
+                } else {
+                        latest = m; /* sorted by version: the last match is the latest */
+                }
+        }
+        return latest;
+}
+
+size_t sl_repo_count(const sl_repo_t *repo)
+{
+        return repo->cnt;
+}
+
+const sl_repo_model_t *sl_repo_get(const sl_repo_t *repo, size_t i)
+{
+        return i < repo->cnt ? repo->models[i] : NULL;
+}
+
+size_t sl_repo_top_k(const sl_repo_model_t *m, const float *scores, size_t n_classes, size_t k,
+                     int32_t *index, float *prob)
+{
+        float maxv = -INFINITY, sum = 0.0f;
+        size_t cnt = 0;
+
+        if (k > n_classes) k = n_classes;
+        if (m->output_kind == SL_OUTPUT_LOGITS) {
+                for (size_t i = 0; i < n_classes; i++)
+                        if (scores[i] > maxv) maxv = scores[i];
+                for (size_t i = 0; i < n_classes; i++)
+                        sum += expf(scores[i] - maxv);
+        }
+        /* Insertion into a k-long sorted list: k is small (<= a few dozen). */
+        for (size_t i = 0; i < n_classes; i++) {
+                float p =
+                    m->output_kind == SL_OUTPUT_LOGITS ? expf(scores[i] - maxv) / sum : scores[i];
+                size_t pos = cnt;
+                while (pos > 0 && (prob[pos - 1] < p || isnan(prob[pos - 1])))
+                        pos--;
+                if (pos >= k) continue;
+                if (cnt < k) cnt++;
+                for (size_t j = cnt - 1; j > pos; j--) {
+                        prob[j] = prob[j - 1];
+                        index[j] = index[j - 1];
+                }
+                prob[pos] = p;
+                index[pos] = (int32_t)i;
+        }
+        return cnt;
+}
