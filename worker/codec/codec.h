@@ -1,6 +1,6 @@
 /**
  * @file codec.h
- * @brief Avro wire contract of sluice (schemas/*.avsc): request decode into
+ * @brief Avro wire contract of sluice (the .avsc files in schemas/): request decode into
  *        tensors, response / dead-letter / metrics encode, and framing.
  *
  * Framings (per topic, set in config):

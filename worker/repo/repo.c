@@ -178,7 +178,7 @@ static sl_err_t model_dir_load(sl_repo_t *repo, const char *root, const char *na
                                size_t errstr_size)
 {
         char dir[4096], path[4200], labels_file[256] = "";
-        int max_batch_size = 64, top_k = 5, loaded = 0;
+        int max_batch_size = 64, top_k = -1, loaded = 0;
         sl_output_kind_t kind = SL_OUTPUT_PROBABILITIES;
         struct dirent **ents = NULL;
         int n = 0;

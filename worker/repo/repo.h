@@ -11,7 +11,8 @@
  * config.cfg settings (all optional):
  *  - max_batch_size (int, default 64): largest batch the engine runs.
  *  - labels_file (string, default "labels.txt" if present).
- *  - top_k (int, default 5, 0 = none): classes reported per response.
+ *  - top_k (int, 0 = none; default: the worker's worker.top_k): classes
+ *    reported per response.
  *  - output_kind ("probabilities" | "logits", default "probabilities"):
  *    with "logits" a softmax is applied before the top-k is taken.
  *
@@ -43,7 +44,7 @@ typedef struct sl_repo_model_s {
         size_t n_labels;
         char **labels;        /**< n_labels class names, or NULL */
         int max_batch_size;
-        int top_k;
+        int top_k;            /**< -1 = not set in config.cfg (use the worker's) */
         sl_output_kind_t output_kind;
 } sl_repo_model_t;
 

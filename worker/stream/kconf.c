@@ -1,0 +1,132 @@
+/* librdkafka consumer and producer built from the sluice config. */
+#include <stdio.h>
+#include <string.h>
+
+#include "stream_int.h"
+
+void sl_stream_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+/* librdkafka's log lines go through SL_LOG (same one-line format). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+        (void)rk;
+        if (level > SL_LOG_DEBUG) level = SL_LOG_DEBUG;
+        SL_LOG(level, fac, "rdkafka: %s", buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+        sl_worker_t *w = opaque;
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char fatal[512];
+                rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+                SL_LOG(SL_LOG_ERR, "KAFKA", "fatal error: %s", fatal);
+                w->fatal = 1;
+                w->stop = 1;
+                return;
+        }
+        /* Transient: librdkafka retries by itself (broker down, timeouts). */
+        SL_LOG(SL_LOG_WARNING, "KAFKA", "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+static int set(rd_kafka_conf_t *kc, const char *name, const char *value, const char *where,
+               char *errstr, size_t errstr_size)
+{
+        char kerr[512];
+        if (rd_kafka_conf_set(kc, name, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+                sl_strfmt(errstr, errstr_size, "%s: kafka property %s: %s", where, name, kerr);
+                return -1;
+        }
+        return 0;
+}
+
+static int user_has(const sl_conf_t *conf, const char *name)
+{
+        for (size_t i = 0; i < conf->n_kafka_props; i++)
+                if (!strcmp(conf->kafka_props[i].name, name)) return 1;
+        return 0;
+}
+
+/*
+ * Defaults first (each only if the user did not set it), then the user's
+ * properties in file order, then the settings the delivery guarantee
+ * depends on, which the user cannot turn off.
+ */
+static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, size_t errstr_size)
+{
+        static const char *consumer_defaults[][2] = {
+            {"bootstrap.servers", "localhost:9092"},
+            {"group.id", "sluice"},
+            {"auto.offset.reset", "earliest"},
+            {"partition.assignment.strategy", "cooperative-sticky"},
+            {"enable.auto.commit", "true"},
+            {"auto.commit.interval.ms", "1000"},
+            {"client.id", "sluice-consumer"},
+        };
+        static const char *producer_defaults[][2] = {
+            {"bootstrap.servers", "localhost:9092"},
+            {"enable.idempotence", "true"},
+            {"linger.ms", "5"},
+            {"compression.type", "lz4"},
+            {"client.id", "sluice-producer"},
+        };
+        const sl_conf_t *conf = w->conf;
+        const char *(*defaults)[2] = consumer ? consumer_defaults : producer_defaults;
+        size_t n_defaults = consumer ? sizeof(consumer_defaults) / sizeof(*consumer_defaults)
+                                     : sizeof(producer_defaults) / sizeof(*producer_defaults);
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        char where[512];
+
+        for (size_t i = 0; i < n_defaults; i++)
+                if (!user_has(conf, defaults[i][0]) &&
+                    set(kc, defaults[i][0], defaults[i][1], "default", errstr, errstr_size))
+                        goto fail;
+        for (size_t i = 0; i < conf->n_kafka_props; i++) {
+                const sl_conf_kafka_prop_t *p = &conf->kafka_props[i];
+                if (p->line > 0)
+                        sl_strfmt(where, sizeof(where), "%s:%d", p->file, p->line);
+                else
+                        sl_strfmt(where, sizeof(where), "%s", p->file ? p->file : "config");
+                if (set(kc, p->name, p->value, where, errstr, errstr_size)) goto fail;
+        }
+        if (consumer) {
+                if (set(kc, "enable.auto.offset.store", "false", "sluice", errstr, errstr_size))
+                        goto fail;
+                rd_kafka_conf_set_rebalance_cb(kc, sl_stream_rebalance_cb);
+        } else {
+                rd_kafka_conf_set_dr_msg_cb(kc, sl_stream_dr_cb);
+        }
+        rd_kafka_conf_set_log_cb(kc, log_cb);
+        rd_kafka_conf_set_error_cb(kc, error_cb);
+        rd_kafka_conf_set_opaque(kc, w);
+        return kc;
+fail:
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+}
+
+sl_err_t sl_stream_clients_new(sl_worker_t *w, char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *cc = NULL, *pc = NULL;
+        char kerr[512];
+
+        if (!(cc = conf_build(w, 1, errstr, errstr_size)) ||
+            !(pc = conf_build(w, 0, errstr, errstr_size)))
+                goto fail;
+        if (!(w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof(kerr)))) {
+                sl_strfmt(errstr, errstr_size, "producer: %s", kerr);
+                goto fail;
+        }
+        pc = NULL; /* owned by the producer now */
+        if (!(w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof(kerr)))) {
+                sl_strfmt(errstr, errstr_size, "consumer: %s", kerr);
+                goto fail;
+        }
+        rd_kafka_poll_set_consumer(w->consumer);
+        return SL_OK;
+fail:
+        if (cc) rd_kafka_conf_destroy(cc);
+        if (pc) rd_kafka_conf_destroy(pc);
+        return SL_ERR_CONFIG;
+}

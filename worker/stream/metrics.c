@@ -1,0 +1,146 @@
+/* Per-model counters and latency samples, published as WorkerMetrics records. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream_int.h"
+
+/* Upper bound of samples kept per window; past it a window's percentiles use the first ones. */
+#define SAMPLES_MAX (1 << 20)
+
+void sl_stream_samples_add(samples_t *s, int64_t v)
+{
+        if (s->cnt == s->size) {
+                size_t size = s->size ? s->size * 2 : 1024;
+                int64_t *tmp;
+                if (size > SAMPLES_MAX || !(tmp = realloc(s->v, size * sizeof(*tmp)))) return;
+                s->v = tmp;
+                s->size = size;
+        }
+        s->v[s->cnt++] = v;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentiles; sorts the samples in place (the window ends). */
+static sl_percentiles_t percentiles(samples_t *s)
+{
+        sl_percentiles_t p = {0, 0, 0, 0};
+        if (!s->cnt) return p;
+        qsort(s->v, s->cnt, sizeof(*s->v), cmp_i64);
+#define RANK(q) s->v[(size_t)((q) * (double)(s->cnt - 1) + 0.5)]
+        p.p50_us = RANK(0.50);
+        p.p90_us = RANK(0.90);
+        p.p99_us = RANK(0.99);
+        p.max_us = s->v[s->cnt - 1];
+#undef RANK
+        return p;
+}
+
+static int64_t consumer_lag(sl_worker_t *w)
+{
+        int64_t lag = 0;
+        int known = 0;
+        for (size_t i = 0; i < w->n_parts; i++) {
+                part_t *p = w->parts[i];
+                int64_t lo, hi;
+                rd_kafka_topic_partition_list_t *l;
+                if (!p->assigned) continue;
+                if (rd_kafka_get_watermark_offsets(w->consumer, p->topic, p->partition, &lo, &hi) ||
+                    hi < 0)
+                        continue;
+                l = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+                if (!rd_kafka_position(w->consumer, l) && l->elems[0].offset >= 0) {
+                        lag += hi > l->elems[0].offset ? hi - l->elems[0].offset : 0;
+                        known = 1;
+                } else if (hi > lo) {
+                        lag += hi - lo;
+                        known = 1;
+                }
+                rd_kafka_topic_partition_list_destroy(l);
+        }
+        return known ? lag : -1;
+}
+
+void sl_stream_metrics_publish(sl_worker_t *w)
+{
+        sl_model_metrics_t *mm = calloc(w->n_batches ? w->n_batches : 1, sizeof(*mm));
+        sl_worker_metrics_t rec = {0};
+        int64_t now_ms = sl_wall_ms();
+        void *buf = NULL;
+        size_t len = 0;
+
+        if (!mm) return;
+        for (size_t i = 0; i < w->n_batches; i++) {
+                model_stats_t *s = &w->stats[i];
+                sl_model_metrics_t *m = &mm[i];
+                m->model_name = s->model->name;
+                m->model_version = s->model->version;
+                m->requests = s->requests;
+                m->responses = s->responses;
+                m->errors = s->errors;
+                m->batches = s->batches;
+                m->latency = percentiles(&s->latency);
+                m->inference = percentiles(&s->inference);
+                m->batch_size_mean = s->batches ? (double)s->batch_rows / (double)s->batches : 0;
+                m->batch_size_max = s->batch_size_max;
+                m->labelled = s->labelled;
+                m->correct = s->correct;
+                m->requests_total = s->requests_total;
+                m->responses_total = s->responses_total;
+                m->errors_total = s->errors_total;
+                m->labelled_total = s->labelled_total;
+                m->correct_total = s->correct_total;
+                if (s->requests || s->responses)
+                        SL_LOG(SL_LOG_INFO, "METRICS",
+                               "model=%s/%s requests=%lld responses=%lld errors=%lld "
+                               "batches=%lld batch_mean=%.1f latency_p50_us=%lld "
+                               "latency_p99_us=%lld accuracy_total=%.4f",
+                               m->model_name, m->model_version, (long long)m->requests,
+                               (long long)m->responses, (long long)m->errors, (long long)m->batches,
+                               m->batch_size_mean, (long long)m->latency.p50_us,
+                               (long long)m->latency.p99_us,
+                               m->labelled_total
+                                   ? (double)m->correct_total / (double)m->labelled_total
+                                   : 0.0);
+        }
+        rec.worker_id = w->conf->worker_id;
+        rec.window_start_ms = w->window_start_ms;
+        rec.window_end_ms = now_ms;
+        rec.dead_letters = w->dead_letters;
+        rec.dead_letters_total = w->dead_letters_total;
+        rec.consumer_lag = consumer_lag(w);
+        rec.n_models = w->n_batches;
+        rec.models = mm;
+        if (!sl_codec_encode_metrics(w->codec, &rec, &buf, &len))
+                sl_stream_produce(w, w->conf->metrics_topic, w->conf->worker_id,
+                                  strlen(w->conf->worker_id), buf, len, NULL, NULL);
+        else
+                SL_LOG(SL_LOG_ERR, "METRICS", "cannot encode the metrics record");
+        free(mm);
+
+        /* A new window starts. */
+        for (size_t i = 0; i < w->n_batches; i++) {
+                model_stats_t *s = &w->stats[i];
+                s->requests = s->responses = s->errors = s->batches = 0;
+                s->labelled = s->correct = s->batch_rows = 0;
+                s->batch_size_max = 0;
+                s->latency.cnt = s->inference.cnt = 0;
+        }
+        w->dead_letters = 0;
+        w->window_start_ms = now_ms;
+}
+
+void sl_stream_stats_cleanup(sl_worker_t *w)
+{
+        for (size_t i = 0; i < w->n_batches; i++) {
+                free(w->stats[i].latency.v);
+                free(w->stats[i].inference.v);
+        }
+        free(w->stats);
+        w->stats = NULL;
+}

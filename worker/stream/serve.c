@@ -1,0 +1,529 @@
+/*
+ * Serving: decode a request, route it to its model version, add it to that
+ * version's micro-batch, run full or due batches, and publish one response
+ * per request (or an error response and a dead letter).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream_int.h"
+
+#define TOPK_MAX 100
+
+static int64_t row_elems(const sl_tensor_t *t)
+{
+        int64_t n = 1;
+        for (int d = 1; d < t->ndim; d++)
+                n *= t->dims[d];
+        return n;
+}
+
+static void shape_str(char *buf, size_t size, int ndim, const int64_t *dims)
+{
+        size_t off = 0;
+        off += (size_t)snprintf(buf, size, "[");
+        for (int d = 0; d < ndim && off < size; d++)
+                off += dims[d] < 0 ? (size_t)snprintf(buf + off, size - off, "%sN", d ? "," : "")
+                                   : (size_t)snprintf(buf + off, size - off, "%s%lld", d ? "," : "",
+                                                      (long long)dims[d]);
+        if (off < size) snprintf(buf + off, size - off, "]");
+}
+
+sl_err_t sl_stream_batches_init(sl_worker_t *w, char *errstr, size_t errstr_size)
+{
+        size_t n = sl_repo_count(w->repo);
+
+        if (!(w->batches = calloc(n, sizeof(*w->batches))) ||
+            !(w->stats = calloc(n, sizeof(*w->stats))))
+                return SL_ERR_NOMEM;
+        w->n_batches = n;
+        for (size_t i = 0; i < n; i++) {
+                batch_t *b = &w->batches[i];
+                const sl_repo_model_t *m = sl_repo_get(w->repo, i);
+                const sl_value_info_t *in0 = sl_model_input(m->model, 0);
+                b->model = m;
+                b->stats = &w->stats[i];
+                b->stats->model = m;
+                b->max_rows = w->conf->batch_max_size < m->max_batch_size ? w->conf->batch_max_size
+                                                                          : m->max_batch_size;
+                /* A model with a fixed first dimension runs one request at a time. */
+                if (in0 && in0->ndim > 0 && in0->dims[0] > 0) b->max_rows = in0->dims[0];
+                if (sl_session_new(m->model, &b->session) ||
+                    !(b->inputs = calloc(sl_model_input_count(m->model) + 1, sizeof(*b->inputs))) ||
+                    !(b->input_cap =
+                          calloc(sl_model_input_count(m->model) + 1, sizeof(*b->input_cap))) ||
+                    !(b->outputs =
+                          calloc(sl_model_output_count(m->model) + 1, sizeof(*b->outputs)))) {
+                        sl_strfmt(errstr, errstr_size, "%s/%s: out of memory", m->name, m->version);
+                        return SL_ERR_NOMEM;
+                }
+        }
+        return SL_OK;
+}
+
+void sl_stream_batches_destroy(sl_worker_t *w)
+{
+        for (size_t i = 0; i < w->n_batches; i++) {
+                batch_t *b = &w->batches[i];
+                size_t n_in = sl_model_input_count(b->model->model);
+                for (size_t j = 0; j < b->cnt; j++) {
+                        sl_request_destroy(b->reqs[j].req);
+                        rd_kafka_message_destroy(b->reqs[j].msg);
+                }
+                free(b->reqs);
+                for (size_t j = 0; j < n_in; j++)
+                        free(b->inputs[j].data);
+                free(b->inputs);
+                free(b->input_cap);
+                free(b->outputs);
+                sl_session_destroy(b->session);
+        }
+        free(w->batches);
+        w->batches = NULL;
+        w->n_batches = 0;
+}
+
+static batch_t *batch_find(sl_worker_t *w, const sl_repo_model_t *m)
+{
+        for (size_t i = 0; i < w->n_batches; i++)
+                if (w->batches[i].model == m) return &w->batches[i];
+        return NULL;
+}
+
+/* Copy request headers worth keeping (W3C trace context) and stamp the model. */
+static rd_kafka_headers_t *response_headers(const rd_kafka_message_t *msg, const char *model,
+                                            const char *version)
+{
+        static const char *passed[] = {"traceparent", "tracestate"};
+        rd_kafka_headers_t *in = NULL, *out = rd_kafka_headers_new(4);
+
+        if (!rd_kafka_message_headers(msg, &in)) {
+                for (size_t i = 0; i < sizeof(passed) / sizeof(*passed); i++) {
+                        const void *v;
+                        size_t len;
+                        if (!rd_kafka_header_get_last(in, passed[i], &v, &len))
+                                rd_kafka_header_add(out, passed[i], -1, v, (ssize_t)len);
+                }
+        }
+        if (model) rd_kafka_header_add(out, "model-name", -1, model, -1);
+        if (version) rd_kafka_header_add(out, "model-version", -1, version, -1);
+        return out;
+}
+
+static void publish_response(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
+                             const sl_response_t *resp)
+{
+        void *buf = NULL;
+        size_t len = 0;
+        sl_err_t err = sl_codec_encode_response(w->codec, resp, &buf, &len);
+        if (err) {
+                /* Our own record failed to encode: a bug; keep the message as a dead letter. */
+                char why[256];
+                sl_strfmt(why, sizeof(why), "response encode failed: %s", sl_err2str(err));
+                sl_stream_dead_letter(w, msg, inf, SL_ERR_INTERNAL, why, resp->id);
+                return;
+        }
+        sl_stream_produce(w, w->conf->response_topic, msg->key, msg->key_len, buf, len,
+                          response_headers(msg, resp->model_name, resp->model_version), inf);
+}
+
+void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
+                           sl_err_t code, const char *message, const char *request_id)
+{
+        sl_header_t hdrs[64];
+        rd_kafka_headers_t *in = NULL;
+        sl_dead_letter_t dl = {0};
+        void *buf = NULL;
+        size_t len = 0;
+        sl_err_t err;
+
+        if (!rd_kafka_message_headers(msg, &in)) {
+                const char *name;
+                const void *v;
+                size_t vlen;
+                for (size_t i = 0; dl.n_headers < sizeof(hdrs) / sizeof(*hdrs) &&
+                                   !rd_kafka_header_get_all(in, i, &name, &v, &vlen);
+                     i++)
+                        hdrs[dl.n_headers++] = (sl_header_t){name, v, vlen};
+        }
+        dl.headers = hdrs;
+        dl.key = msg->key;
+        dl.key_len = msg->key_len;
+        dl.value = msg->payload;
+        dl.value_len = msg->len;
+        dl.topic = rd_kafka_topic_name(msg->rkt);
+        dl.partition = msg->partition;
+        dl.offset = msg->offset;
+        dl.timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
+        dl.error_code = code;
+        dl.error_message = message;
+        dl.request_id = request_id;
+        dl.worker_id = w->conf->worker_id;
+        dl.time_ms = sl_wall_ms();
+        w->dead_letters++;
+        w->dead_letters_total++;
+        SL_LOG(SL_LOG_NOTICE, "DEADLETTER", "%s[%d]@%lld id=%s %s: %s", dl.topic, dl.partition,
+               (long long)dl.offset, request_id ? request_id : "-", sl_err_name(code), message);
+        if ((err = sl_codec_encode_dead_letter(w->codec, &dl, &buf, &len))) {
+                SL_LOG(SL_LOG_ERR, "DEADLETTER", "cannot encode dead letter: %s", sl_err2str(err));
+                w->fatal = 1; /* losing it silently is not an option */
+                w->stop = 1;
+                return;
+        }
+        sl_stream_produce(w, w->conf->dead_letter_topic, msg->key, msg->key_len, buf, len, NULL,
+                          inf);
+}
+
+/* A decodable request that cannot be served: error response + dead letter. */
+static void reject(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
+                   const sl_request_t *req, const sl_repo_model_t *m, sl_err_t code,
+                   const char *message)
+{
+        sl_response_t resp = {0};
+        resp.id = req->id;
+        resp.model_name = req->model_name;
+        resp.model_version = m ? m->version : (req->model_version ? req->model_version : "");
+        resp.worker_id = w->conf->worker_id;
+        resp.error_code = code;
+        resp.error_message = message;
+        resp.has_label = req->has_label;
+        resp.label = req->label;
+        resp.timings.request_timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
+        publish_response(w, msg, inf, &resp);
+        sl_stream_dead_letter(w, msg, inf, code, message, req->id);
+}
+
+/* Check a request against its model; fills errstr and returns the error class. */
+static sl_err_t request_check(const batch_t *b, const sl_request_t *req, int64_t *rowsp,
+                              char *errstr, size_t errstr_size)
+{
+        const sl_model_t *model = b->model->model;
+        size_t n_in = sl_model_input_count(model);
+        int64_t rows = -1;
+
+        if (req->n_inputs != n_in) {
+                sl_strfmt(errstr, errstr_size, "model %s/%s takes %zu input(s), request has %zu",
+                          b->model->name, b->model->version, n_in, req->n_inputs);
+                return SL_ERR_BAD_REQUEST;
+        }
+        for (size_t i = 0; i < n_in; i++) {
+                const sl_value_info_t *vi = sl_model_input(model, i);
+                const sl_tensor_t *t = NULL;
+                char want[128], got[128];
+                for (size_t j = 0; j < req->n_inputs && !t; j++)
+                        if (!strcmp(req->inputs[j].name, vi->name)) t = &req->inputs[j].tensor;
+                if (!t) {
+                        sl_strfmt(errstr, errstr_size, "input '%s' of model %s/%s is missing",
+                                  vi->name, b->model->name, b->model->version);
+                        return SL_ERR_BAD_REQUEST;
+                }
+                if (t->dtype != vi->dtype) {
+                        sl_strfmt(errstr, errstr_size, "input '%s': datatype %s, model expects %s",
+                                  vi->name,
+                                  sl_codec_dtype_to_v2(t->dtype) ? sl_codec_dtype_to_v2(t->dtype)
+                                                                 : sl_dtype_name(t->dtype),
+                                  sl_codec_dtype_to_v2(vi->dtype) ? sl_codec_dtype_to_v2(vi->dtype)
+                                                                  : sl_dtype_name(vi->dtype));
+                        return SL_ERR_DATATYPE;
+                }
+                shape_str(want, sizeof(want), vi->ndim, vi->dims);
+                shape_str(got, sizeof(got), t->ndim, t->dims);
+                int ok = vi->ndim < 0 || (t->ndim == vi->ndim && t->ndim > 0);
+                for (int d = 0; ok && vi->ndim > 0 && d < t->ndim; d++)
+                        ok = vi->dims[d] < 0 ? t->dims[d] >= 1 : t->dims[d] == vi->dims[d];
+                if (ok && t->ndim > 0 && rows >= 0 && t->dims[0] != rows) ok = 0;
+                if (!ok || t->ndim < 1) {
+                        sl_strfmt(errstr, errstr_size, "input '%s': shape %s, model expects %s",
+                                  vi->name, got, want);
+                        return SL_ERR_SHAPE;
+                }
+                rows = t->dims[0];
+        }
+        if (rows > b->max_rows) {
+                sl_strfmt(errstr, errstr_size, "%lld rows exceed the batch limit of %lld",
+                          (long long)rows, (long long)b->max_rows);
+                return SL_ERR_SHAPE;
+        }
+        for (size_t k = 0; k < req->n_outputs; k++) {
+                size_t j, n_out = sl_model_output_count(model);
+                for (j = 0; j < n_out; j++)
+                        if (!strcmp(sl_model_output(model, j)->name, req->outputs[k])) break;
+                if (j == n_out) {
+                        sl_strfmt(errstr, errstr_size, "requested output '%s' does not exist",
+                                  req->outputs[k]);
+                        return SL_ERR_BAD_REQUEST;
+                }
+        }
+        *rowsp = rows;
+        return SL_OK;
+}
+
+static int output_wanted(const sl_request_t *req, const char *name)
+{
+        if (!req->n_outputs) return 1;
+        for (size_t k = 0; k < req->n_outputs; k++)
+                if (!strcmp(req->outputs[k], name)) return 1;
+        return 0;
+}
+
+/* Answer every request of a batch that ran: slice outputs per request. */
+static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t infer_us)
+{
+        const sl_repo_model_t *m = b->model;
+        size_t n_out = sl_model_output_count(m->model);
+        sl_named_tensor_t outs[16];
+        int64_t row = 0;
+        size_t k = (size_t)(m->top_k >= 0 ? m->top_k : w->conf->top_k);
+
+        if (n_out > 16) n_out = 16;
+        if (k > TOPK_MAX) k = TOPK_MAX;
+        for (size_t r = 0; r < b->cnt; r++) {
+                pending_req_t *pr = &b->reqs[r];
+                sl_response_t resp = {0};
+                sl_class_score_t classes[TOPK_MAX];
+                int32_t idx[TOPK_MAX];
+                float prob[TOPK_MAX];
+                size_t n = 0;
+
+                for (size_t o = 0; o < n_out; o++) {
+                        const sl_tensor_t *t = &b->outputs[o];
+                        int64_t re = row_elems(t);
+                        size_t esz = sl_dtype_size(t->dtype);
+                        if (!output_wanted(pr->req, sl_model_output(m->model, o)->name)) continue;
+                        outs[n].name = (char *)sl_model_output(m->model, o)->name;
+                        outs[n].tensor = *t;
+                        if (t->ndim > 0 && t->dims[0] == b->rows) {
+                                outs[n].tensor.dims[0] = pr->rows;
+                                outs[n].tensor.data = (char *)t->data + (size_t)(row * re) * esz;
+                                outs[n].tensor.nbytes = (size_t)(pr->rows * re) * esz;
+                        } /* else: no batch dimension, every request gets it whole */
+                        n++;
+                }
+                resp.n_outputs = n;
+                resp.outputs = outs;
+                /* Top-k of a one-row request whose first output is [1, C] scores. */
+                if (k && pr->rows == 1 && n_out && b->outputs[0].dtype == SL_DT_FLOAT &&
+                    b->outputs[0].ndim == 2 && b->outputs[0].dims[0] == b->rows) {
+                        const sl_tensor_t *t = &b->outputs[0];
+                        size_t c = (size_t)t->dims[1];
+                        const float *scores = (const float *)t->data + (size_t)row * c;
+                        resp.n_classes = sl_repo_top_k(m, scores, c, k, idx, prob);
+                        for (size_t i = 0; i < resp.n_classes; i++)
+                                classes[i] = (sl_class_score_t){
+                                    idx[i], (size_t)idx[i] < m->n_labels ? m->labels[idx[i]] : NULL,
+                                    prob[i]};
+                        resp.classes = classes;
+                }
+                resp.id = pr->req->id;
+                resp.model_name = m->name;
+                resp.model_version = m->version;
+                resp.worker_id = w->conf->worker_id;
+                resp.error_code = SL_OK;
+                resp.has_label = pr->req->has_label;
+                resp.label = pr->req->label;
+                resp.timings.request_timestamp_ms = rd_kafka_message_timestamp(pr->msg, NULL);
+                resp.timings.queue_us = start_us - pr->inf->consumed_us;
+                resp.timings.inference_us = infer_us;
+                resp.timings.batch_size = (int32_t)b->cnt;
+                b->stats->responses++;
+                b->stats->responses_total++;
+                if (pr->req->has_label && resp.n_classes) {
+                        int hit = resp.classes[0].index == pr->req->label;
+                        b->stats->labelled++;
+                        b->stats->labelled_total++;
+                        b->stats->correct += hit;
+                        b->stats->correct_total += hit;
+                }
+                publish_response(w, pr->msg, pr->inf, &resp);
+                row += pr->rows;
+        }
+}
+
+/* Run one batch through the engine and answer its requests. */
+static void batch_run(sl_worker_t *w, batch_t *b)
+{
+        const sl_model_t *model = b->model->model;
+        size_t n_in = sl_model_input_count(model), n_out = sl_model_output_count(model);
+        char errstr[512];
+        int64_t start_us = sl_now_us(), infer_us;
+        sl_err_t err = SL_OK;
+
+        if (!b->cnt) return;
+        /* Concatenate each input along the batch dimension into the batch's buffers. */
+        for (size_t i = 0; i < n_in && !err; i++) {
+                const sl_value_info_t *vi = sl_model_input(model, i);
+                sl_tensor_t *in = &b->inputs[i];
+                size_t off = 0, need = 0;
+                const sl_tensor_t *first = NULL;
+                for (size_t r = 0; r < b->cnt; r++) {
+                        for (size_t j = 0; j < b->reqs[r].req->n_inputs; j++)
+                                if (!strcmp(b->reqs[r].req->inputs[j].name, vi->name)) {
+                                        need += b->reqs[r].req->inputs[j].tensor.nbytes;
+                                        if (!first) first = &b->reqs[r].req->inputs[j].tensor;
+                                }
+                }
+                if (need > b->input_cap[i]) { /* grows to the largest batch, then stays */
+                        void *tmp = realloc(in->data, need);
+                        if (!tmp) {
+                                err = SL_ERR_NOMEM;
+                                sl_strfmt(errstr, sizeof(errstr), "out of memory");
+                                break;
+                        }
+                        in->data = tmp;
+                        b->input_cap[i] = need;
+                }
+                for (size_t r = 0; r < b->cnt; r++)
+                        for (size_t j = 0; j < b->reqs[r].req->n_inputs; j++)
+                                if (!strcmp(b->reqs[r].req->inputs[j].name, vi->name)) {
+                                        const sl_tensor_t *t = &b->reqs[r].req->inputs[j].tensor;
+                                        memcpy((char *)in->data + off, t->data, t->nbytes);
+                                        off += t->nbytes;
+                                }
+                in->dtype = first->dtype;
+                in->ndim = first->ndim;
+                memcpy(in->dims, first->dims, sizeof(in->dims));
+                in->dims[0] = b->rows;
+                in->nbytes = off;
+        }
+        if (!err)
+                err = sl_session_run(b->session, b->inputs, n_in, b->outputs, n_out, errstr,
+                                     sizeof(errstr));
+        infer_us = sl_now_us() - start_us;
+        sl_stream_samples_add(&b->stats->inference, infer_us);
+        b->stats->batches++;
+        b->stats->batch_rows += b->rows;
+        if (b->rows > b->stats->batch_size_max) b->stats->batch_size_max = (int32_t)b->rows;
+        if (err) {
+                SL_LOG(SL_LOG_ERR, "ENGINE", "%s/%s: batch of %zu failed: %s", b->model->name,
+                       b->model->version, b->cnt, errstr);
+                for (size_t r = 0; r < b->cnt; r++) {
+                        b->stats->errors++;
+                        b->stats->errors_total++;
+                        reject(w, b->reqs[r].msg, b->reqs[r].inf, b->reqs[r].req, b->model,
+                               err == SL_ERR_NOMEM ? SL_ERR_INTERNAL : SL_ERR_MODEL, errstr);
+                }
+        } else {
+                batch_respond(w, b, start_us, infer_us);
+        }
+        for (size_t r = 0; r < b->cnt; r++) {
+                sl_stream_inflight_finish(w, b->reqs[r].inf);
+                sl_request_destroy(b->reqs[r].req);
+                rd_kafka_message_destroy(b->reqs[r].msg);
+        }
+        b->cnt = 0;
+        b->rows = 0;
+        b->opened_us = 0;
+}
+
+static sl_err_t batch_add(batch_t *b, sl_request_t *req, inflight_t *inf, rd_kafka_message_t *msg,
+                          int64_t rows)
+{
+        if (b->cnt == b->size) {
+                size_t size = b->size ? b->size * 2 : 16;
+                pending_req_t *tmp = realloc(b->reqs, size * sizeof(*tmp));
+                if (!tmp) return SL_ERR_NOMEM;
+                b->reqs = tmp;
+                b->size = size;
+        }
+        b->reqs[b->cnt++] = (pending_req_t){req, inf, msg, rows};
+        b->rows += rows;
+        if (!b->opened_us) b->opened_us = inf->consumed_us;
+        return SL_OK;
+}
+
+/* Does a request's input 0 have the same non-batch shape as the batch's? */
+static int same_row_shape(const batch_t *b, const sl_request_t *req)
+{
+        const sl_tensor_t *a, *t;
+        if (!b->cnt) return 1;
+        a = &b->reqs[0].req->inputs[0].tensor;
+        t = &req->inputs[0].tensor;
+        return a->ndim == t->ndim &&
+               !memcmp(a->dims + 1, t->dims + 1, sizeof(int64_t) * (size_t)(a->ndim - 1));
+}
+
+/*
+ * Handle one consumed message. Takes ownership of \p msg. Every path ends
+ * with the message's outputs queued and its inflight entry finished (now
+ * or when its batch runs).
+ */
+void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
+{
+        inflight_t *inf = sl_stream_inflight_new(w, msg);
+        sl_request_t *req = NULL;
+        char *id = NULL, errstr[512] = "";
+        const sl_repo_model_t *m;
+        batch_t *b;
+        int64_t rows = 0;
+        sl_err_t err;
+
+        if (!inf) {
+                SL_LOG(SL_LOG_ERR, "CONSUME", "out of memory tracking a message");
+                w->fatal = 1;
+                w->stop = 1;
+                rd_kafka_message_destroy(msg);
+                return;
+        }
+        err = sl_codec_decode_request(w->codec, msg->payload, msg->len, &req, &id, errstr,
+                                      sizeof(errstr));
+        if (err) {
+                if (id) {
+                        /* The id is known: the producer gets an error response too. */
+                        sl_request_t stub = {.id = id, .model_name = ""};
+                        reject(w, msg, inf, &stub, NULL, err, errstr);
+                } else {
+                        sl_stream_dead_letter(w, msg, inf, err, errstr, NULL);
+                }
+                goto finish;
+        }
+        if (!(m = sl_repo_find(w->repo, req->model_name, req->model_version))) {
+                sl_strfmt(errstr, sizeof(errstr), "model %s%s%s is not served here",
+                          req->model_name, req->model_version ? " version " : "",
+                          req->model_version ? req->model_version : "");
+                reject(w, msg, inf, req, NULL, SL_ERR_UNKNOWN_MODEL, errstr);
+                goto finish;
+        }
+        b = batch_find(w, m);
+        b->stats->requests++;
+        b->stats->requests_total++;
+        inf->stats = b->stats;
+        if ((err = request_check(b, req, &rows, errstr, sizeof(errstr)))) {
+                b->stats->errors++;
+                b->stats->errors_total++;
+                reject(w, msg, inf, req, m, err, errstr);
+                goto finish;
+        }
+        if (b->rows + rows > b->max_rows || !same_row_shape(b, req)) batch_run(w, b);
+        if (batch_add(b, req, inf, msg, rows)) {
+                reject(w, msg, inf, req, m, SL_ERR_INTERNAL, "out of memory");
+                goto finish;
+        }
+        if (b->rows >= b->max_rows) batch_run(w, b);
+        free(id);
+        return; /* the batch owns req and msg now */
+finish:
+        sl_stream_inflight_finish(w, inf);
+        sl_request_destroy(req);
+        free(id);
+        rd_kafka_message_destroy(msg);
+}
+
+void sl_stream_flush_due(sl_worker_t *w, int64_t now_us, int force)
+{
+        int64_t wait_us = (int64_t)w->conf->batch_max_wait_ms * 1000;
+        for (size_t i = 0; i < w->n_batches; i++) {
+                batch_t *b = &w->batches[i];
+                if (b->cnt && (force || now_us - b->opened_us >= wait_us)) batch_run(w, b);
+        }
+}
+
+int64_t sl_stream_next_deadline_us(sl_worker_t *w)
+{
+        int64_t wait_us = (int64_t)w->conf->batch_max_wait_ms * 1000, next = INT64_MAX;
+        for (size_t i = 0; i < w->n_batches; i++) {
+                const batch_t *b = &w->batches[i];
+                if (b->cnt && b->opened_us + wait_us < next) next = b->opened_us + wait_us;
+        }
+        return next;
+}

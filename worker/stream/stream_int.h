@@ -1,0 +1,130 @@
+/* Private to worker/stream: the worker's state, shared by its files. */
+#ifndef SL_STREAM_INT_H
+#define SL_STREAM_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+
+#include "stream.h"
+
+typedef struct part_s part_t;
+typedef struct model_stats_s model_stats_t;
+
+/**
+ * One consumed message, from consume until all of its outputs are
+ * acknowledged. Lives in its partition's FIFO (offset order).
+ */
+typedef struct inflight_s {
+        struct inflight_s *next; /* partition FIFO, or free list */
+        part_t *part;
+        int64_t offset;
+        int pending;          /* outputs produced and not yet acknowledged */
+        int finished;         /* all outputs are queued (pending may still be > 0) */
+        int64_t consumed_us;  /* sl_now_us() at consume */
+        model_stats_t *stats; /* model it counts for, NULL for dead letters */
+} inflight_t;
+
+/** One assigned partition and its in-flight messages, oldest first. */
+struct part_s {
+        char *topic;
+        int32_t partition;
+        int assigned;
+        int paused;
+        inflight_t *head, *tail;
+        size_t cnt;
+        int64_t stored; /* last offset stored (next to consume), -1 none */
+};
+
+/** Latency samples of one window (microseconds). */
+typedef struct samples_s {
+        int64_t *v;
+        size_t cnt, size;
+} samples_t;
+
+/** Counters of one model version (window and since start). */
+struct model_stats_s {
+        const sl_repo_model_t *model;
+        int64_t requests, responses, errors, batches, labelled, correct;
+        int64_t batch_rows;
+        int32_t batch_size_max;
+        int64_t requests_total, responses_total, errors_total, labelled_total, correct_total;
+        samples_t latency, inference;
+};
+
+/** A request waiting in a batch. */
+typedef struct pending_req_s {
+        sl_request_t *req;
+        inflight_t *inf;
+        rd_kafka_message_t *msg; /* kept for key, headers, timestamp */
+        int64_t rows;            /* batch rows this request contributes */
+} pending_req_t;
+
+/** The open micro-batch of one model version. */
+typedef struct batch_s {
+        const sl_repo_model_t *model;
+        sl_session_t *session;
+        model_stats_t *stats;
+        pending_req_t *reqs;
+        size_t cnt, size;
+        int64_t rows, max_rows;
+        int64_t opened_us;    /* first request added, 0 when empty */
+        sl_tensor_t *inputs;  /* one per model input, data = concatenated rows */
+        size_t *input_cap;    /* allocated bytes of each inputs[i].data */
+        sl_tensor_t *outputs; /* one per model output */
+} batch_t;
+
+struct sl_worker_s {
+        const sl_conf_t *conf;
+        const sl_repo_t *repo;
+        const sl_codec_t *codec;
+        rd_kafka_t *consumer;
+        rd_kafka_t *producer;
+        volatile sig_atomic_t stop;
+        int fatal;
+
+        part_t **parts;
+        size_t n_parts, size_parts;
+        inflight_t *free_inflight;
+        size_t inflight_cnt; /* messages consumed and not yet done */
+        size_t inflight_max; /* pause partitions above this */
+        int paused;
+
+        batch_t *batches; /* one per model version in the repository */
+        size_t n_batches;
+        model_stats_t *stats; /* one per model version, parallel to batches */
+
+        int64_t dead_letters, dead_letters_total;
+        int64_t window_start_ms, next_metrics_us;
+        int64_t produce_retries, delivery_failures;
+};
+
+/* kconf.c: librdkafka clients from the config */
+sl_err_t sl_stream_clients_new(sl_worker_t *w, char *errstr, size_t errstr_size);
+
+/* track.c: partitions, in-flight messages, offsets, delivery */
+part_t *sl_stream_part_get(sl_worker_t *w, const char *topic, int32_t partition, int create);
+inflight_t *sl_stream_inflight_new(sl_worker_t *w, const rd_kafka_message_t *msg);
+void sl_stream_inflight_finish(sl_worker_t *w, inflight_t *inf);
+sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, size_t key_len,
+                           void *value, size_t value_len, rd_kafka_headers_t *hdrs,
+                           inflight_t *inf);
+void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+void sl_stream_parts_advance(sl_worker_t *w, part_t *p);
+void sl_stream_backpressure(sl_worker_t *w);
+sl_err_t sl_stream_commit(sl_worker_t *w, int sync);
+
+/* serve.c: decode, route, batch, run, respond */
+sl_err_t sl_stream_batches_init(sl_worker_t *w, char *errstr, size_t errstr_size);
+void sl_stream_batches_destroy(sl_worker_t *w);
+void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg);
+void sl_stream_flush_due(sl_worker_t *w, int64_t now_us, int force);
+int64_t sl_stream_next_deadline_us(sl_worker_t *w);
+void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
+                           sl_err_t code, const char *message, const char *request_id);
+
+/* metrics.c */
+void sl_stream_samples_add(samples_t *s, int64_t v);
+void sl_stream_metrics_publish(sl_worker_t *w);
+void sl_stream_stats_cleanup(sl_worker_t *w);
+
+#endif /* SL_STREAM_INT_H */

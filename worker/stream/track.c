@@ -1,0 +1,197 @@
+/*
+ * Offset tracking for at-least-once: each consumed message is an inflight_t
+ * in its partition's FIFO; its offset may be stored only when it and every
+ * message before it in the partition has all outputs acknowledged.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream_int.h"
+
+part_t *sl_stream_part_get(sl_worker_t *w, const char *topic, int32_t partition, int create)
+{
+        part_t *p;
+        /* Few partitions per worker: a linear scan beats hashing here. */
+        for (size_t i = 0; i < w->n_parts; i++) {
+                p = w->parts[i];
+                if (p->partition == partition && !strcmp(p->topic, topic)) return p;
+        }
+        if (!create) return NULL;
+        if (w->n_parts == w->size_parts) {
+                size_t size = w->size_parts ? w->size_parts * 2 : 16;
+                part_t **tmp = realloc(w->parts, size * sizeof(*tmp));
+                if (!tmp) return NULL;
+                w->parts = tmp;
+                w->size_parts = size;
+        }
+        if (!(p = calloc(1, sizeof(*p))) || !(p->topic = strdup(topic))) {
+                free(p);
+                return NULL;
+        }
+        p->partition = partition;
+        p->stored = -1;
+        w->parts[w->n_parts++] = p;
+        return p;
+}
+
+inflight_t *sl_stream_inflight_new(sl_worker_t *w, const rd_kafka_message_t *msg)
+{
+        part_t *p = sl_stream_part_get(w, rd_kafka_topic_name(msg->rkt), msg->partition, 1);
+        inflight_t *inf;
+
+        if (!p) return NULL;
+        if ((inf = w->free_inflight))
+                w->free_inflight = inf->next;
+        else if (!(inf = malloc(sizeof(*inf))))
+                return NULL;
+        memset(inf, 0, sizeof(*inf));
+        inf->part = p;
+        inf->offset = msg->offset;
+        inf->consumed_us = sl_now_us();
+        if (p->tail)
+                p->tail->next = inf;
+        else
+                p->head = inf;
+        p->tail = inf;
+        p->cnt++;
+        w->inflight_cnt++;
+        return inf;
+}
+
+/* Every output of \p inf is acknowledged: count its latency, move the offset. */
+static void inflight_done(sl_worker_t *w, inflight_t *inf)
+{
+        if (inf->stats) sl_stream_samples_add(&inf->stats->latency, sl_now_us() - inf->consumed_us);
+        sl_stream_parts_advance(w, inf->part);
+}
+
+/* All outputs of \p inf are queued: it is done once they are acknowledged. */
+void sl_stream_inflight_finish(sl_worker_t *w, inflight_t *inf)
+{
+        inf->finished = 1;
+        if (!inf->pending) inflight_done(w, inf);
+}
+
+/* Pop the done prefix of the partition and store the offset after it. */
+void sl_stream_parts_advance(sl_worker_t *w, part_t *p)
+{
+        int64_t last = -1;
+        inflight_t *inf;
+
+        while ((inf = p->head) && inf->finished && !inf->pending) {
+                last = inf->offset;
+                p->head = inf->next;
+                if (!p->head) p->tail = NULL;
+                p->cnt--;
+                w->inflight_cnt--;
+                inf->next = w->free_inflight;
+                w->free_inflight = inf;
+        }
+        if (last < 0 || !p->assigned) return;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = last + 1;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
+        if (err)
+                SL_LOG(SL_LOG_WARNING, "OFFSET", "store %s[%d]@%lld: %s", p->topic, p->partition,
+                       (long long)(last + 1), rd_kafka_err2str(err));
+        else
+                p->stored = last + 1;
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+/*
+ * Produce one output. \p value is malloc'd and owned by librdkafka on
+ * success (freed on failure too: the caller never frees it). Queue full is
+ * waited out by serving delivery reports, never dropped.
+ */
+sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, size_t key_len,
+                           void *value, size_t value_len, rd_kafka_headers_t *hdrs, inflight_t *inf)
+{
+        rd_kafka_resp_err_t err;
+
+        if (inf) inf->pending++;
+        for (;;) {
+                err = rd_kafka_producev(
+                    w->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                    RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(inf), RD_KAFKA_V_END);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+                rd_kafka_poll(w->producer, 10);
+        }
+        if (!err) return SL_OK;
+        /* Not queued (unknown topic, message too large...): the offset must not move. */
+        SL_LOG(SL_LOG_ERR, "PRODUCE", "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
+        free(value);
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        w->delivery_failures++;
+        w->fatal = 1;
+        w->stop = 1;
+        return SL_ERR_KAFKA;
+}
+
+/*
+ * Delivery report (producer's poll, worker thread). A failed delivery is
+ * produced again with the same key, value and headers: the message it
+ * answers stays in flight, so its offset is never stored before it lands.
+ */
+void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+        sl_worker_t *w = opaque;
+        inflight_t *inf = msg->_private;
+        (void)rk;
+
+        if (msg->err) {
+                rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
+                void *value = malloc(msg->len ? msg->len : 1);
+                w->produce_retries++;
+                SL_LOG(SL_LOG_WARNING, "PRODUCE", "delivery to %s failed (%s): producing again",
+                       rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
+                if (!rd_kafka_message_headers(msg, &hdrs)) copy = rd_kafka_headers_copy(hdrs);
+                if (!value) {
+                        w->fatal = 1;
+                        w->stop = 1;
+                        return;
+                }
+                memcpy(value, msg->payload, msg->len);
+                if (inf) inf->pending--; /* sl_stream_produce counts it again */
+                sl_stream_produce(w, rd_kafka_topic_name(msg->rkt), msg->key, msg->key_len, value,
+                                  msg->len, copy, inf);
+                return;
+        }
+        if (!inf) return; /* metrics records answer no message */
+        if (--inf->pending == 0 && inf->finished) inflight_done(w, inf);
+}
+
+/* Pause every assigned partition while too much is in flight; resume at half. */
+void sl_stream_backpressure(sl_worker_t *w)
+{
+        int want =
+            w->paused ? w->inflight_cnt > w->inflight_max / 2 : w->inflight_cnt >= w->inflight_max;
+        rd_kafka_topic_partition_list_t *l;
+
+        if (want == w->paused) return;
+        l = rd_kafka_topic_partition_list_new((int)w->n_parts);
+        for (size_t i = 0; i < w->n_parts; i++)
+                if (w->parts[i]->assigned)
+                        rd_kafka_topic_partition_list_add(l, w->parts[i]->topic,
+                                                          w->parts[i]->partition);
+        if (want)
+                rd_kafka_pause_partitions(w->consumer, l);
+        else
+                rd_kafka_resume_partitions(w->consumer, l);
+        SL_LOG(SL_LOG_INFO, "FLOW", "%s %d partitions: %zu messages in flight",
+               want ? "paused" : "resumed", l->cnt, w->inflight_cnt);
+        rd_kafka_topic_partition_list_destroy(l);
+        w->paused = want;
+}
+
+/* Commit the stored offsets now (sync on revoke and shutdown). */
+sl_err_t sl_stream_commit(sl_worker_t *w, int sync)
+{
+        rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, !sync);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+                SL_LOG(SL_LOG_WARNING, "COMMIT", "commit failed: %s", rd_kafka_err2str(err));
+                return SL_ERR_KAFKA;
+        }
+        return SL_OK;
+}
