@@ -20,6 +20,29 @@
  *
  * Errors (unknown setting, wrong type, out of bounds, syntax) stop startup
  * with "FILE:LINE: message".
+ *
+ * Precedence: table default < file < environment. Every table setting has an
+ * environment override named SLUICE_ + its path upper-cased with '.' -> '_'
+ * (batch.max_size -> SLUICE_BATCH_MAX_SIZE; topics.requests takes a
+ * comma-separated list). It is validated like the file, with
+ * "environment SLUICE_BATCH_MAX_SIZE: ..." as the place in errors.
+ * librdkafka properties come from SLUICE_KAFKA_<NAME>: the rest of the
+ * variable name lower-cased with '_' -> '.' (SLUICE_KAFKA_BOOTSTRAP_SERVERS
+ * -> bootstrap.servers); they replace a property of the same name from the
+ * file. SLUICE_KAFKA_SERVICE_* and SLUICE_KAFKA_PORT* are ignored: those are
+ * the service-link variables Kubernetes injects for a Service named
+ * "sluice-kafka", and no librdkafka property is named service.* or port*.
+ * An unknown SLUICE_{WORKER,BATCH,TOPICS,CODEC}_* variable (a typo) is logged
+ * as a warning with the closest name, not an error, for the same reason.
+ *
+ * Relative paths (worker.models_dir, codec.schema_dir) are kept as written
+ * and so resolve against the worker's working directory, not the config
+ * file's directory (the container's WORKDIR; absolute paths avoid surprises).
+ * `@include "x.cfg"` resolves against the directory of the config file.
+ *
+ * Integers: libconfig 1.5 truncates decimal literals wider than 32 bits
+ * unless they carry the `L` suffix; sluice re-reads such literals so that
+ * e.g. `top_k = 5000000000;` is reported as out of range, not wrapped.
  */
 #ifndef SL_CONF_H
 #define SL_CONF_H
@@ -34,19 +57,19 @@
 
 /** @brief One librdkafka property with the place it was set. */
 typedef struct sl_conf_kafka_prop_s {
-        char *name;  /**< librdkafka property name ("bootstrap.servers") */
+        char *name; /**< librdkafka property name ("bootstrap.servers") */
         char *value;
-        char *file;  /**< config file it came from */
-        int line;    /**< line in that file */
+        char *file; /**< config file it came from, or "environment SLUICE_KAFKA_X" */
+        int line;   /**< line in that file; 0 when set from the environment */
 } sl_conf_kafka_prop_t;
 
 /** @brief The whole validated configuration (plain struct, strings owned). */
 typedef struct sl_conf_s {
         /* worker */
-        char *worker_id;        /**< default: hostname */
-        char *log_level;        /**< err, warning, notice, info, debug */
-        char *models_dir;       /**< model repository root */
-        int top_k;              /**< classes in each response (0 = none) */
+        char *worker_id;  /**< default: hostname */
+        char *log_level;  /**< err, warning, notice, info, debug */
+        char *models_dir; /**< model repository root */
+        int top_k;        /**< classes in each response (0 = none) */
         int metrics_interval_ms;
         int shutdown_timeout_ms; /**< SIGTERM drain budget */
         /* batch */
@@ -59,7 +82,7 @@ typedef struct sl_conf_s {
         char *dead_letter_topic;
         char *metrics_topic;
         /* codec */
-        char *framing;          /**< "raw" or "confluent" */
+        char *framing; /**< "raw" or "confluent" */
         char *schema_dir;
         int request_schema_id;
         int response_schema_id;
@@ -68,25 +91,61 @@ typedef struct sl_conf_s {
         /* kafka pass-through, in file order */
         size_t n_kafka_props;
         sl_conf_kafka_prop_t *kafka_props;
-        char *path;             /**< the file loaded ("" for defaults only) */
+        char *path; /**< the file loaded ("" for defaults only) */
 } sl_conf_t;
 
-/** @brief Fill \p conf with the table's defaults (no file). */
+/**
+ * @brief Fill \p conf with the table's defaults (no file, no environment).
+ * @returns SL_OK or SL_ERR_NOMEM (\p conf is then cleaned up).
+ * @remark \p conf is overwritten, not freed first.
+ */
 sl_err_t sl_conf_init_defaults(sl_conf_t *conf);
 
 /**
- * @brief Load and validate \p path over the defaults.
- * @returns SL_OK; SL_ERR_IO (unreadable file); SL_ERR_CONFIG with errstr
- *          "PATH:LINE: ..." naming the setting at fault.
- * @remark On success the caller owns the strings in \p conf (sl_conf_cleanup()).
- *         On failure \p conf is cleaned up.
+ * @brief Load and validate \p path over the defaults, then apply the
+ *        environment overrides.
+ *
+ * \p path NULL loads the defaults and the environment only.
+ * @returns SL_OK; SL_ERR_IO (unreadable file, errstr "PATH: reason");
+ *          SL_ERR_CONFIG with errstr "PATH:LINE: ..." naming the setting at
+ *          fault, or "environment SLUICE_X: ..." for an override;
+ *          SL_ERR_NOMEM.
+ * @remark \p conf is overwritten, not freed first. On success the caller owns
+ *         the strings in \p conf (sl_conf_cleanup()). On failure \p conf is
+ *         cleaned up.
+ * @remark Thread: reads the environment; call before starting threads.
  */
 sl_err_t sl_conf_load(sl_conf_t *conf, const char *path, char *errstr, size_t errstr_size);
 
-/** @brief Free what \p conf owns. */
+/** @brief Free what \p conf owns and zero it (a zeroed \p conf is accepted). */
 void sl_conf_cleanup(sl_conf_t *conf);
 
-/** @brief Write the settings table as a Markdown table (README's config reference). */
+/**
+ * @brief Write the settings table as a Markdown table (README's config
+ *        reference): setting, type, default, range or allowed values,
+ *        environment variable, description; the `kafka` pass-through last.
+ */
 void sl_conf_write_reference(FILE *fp);
+
+/**
+ * @brief Write the effective settings of \p conf, one "name = value" line
+ *        each in table order, then the librdkafka properties with the place
+ *        they were set. Secret values (sl_conf_kafka_prop_is_secret()) are
+ *        written as "***".
+ */
+void sl_conf_write_effective(const sl_conf_t *conf, FILE *fp);
+
+/**
+ * @brief 1 when the value of librdkafka property \p name must not be shown:
+ *        its name contains "password", "secret" or "key" (any case).
+ */
+int sl_conf_kafka_prop_is_secret(const char *name);
+
+/**
+ * @brief Place of \p prop for error messages: "FILE:LINE", or
+ *        "environment SLUICE_KAFKA_X" when it came from the environment.
+ * @returns \p buf.
+ */
+const char *sl_conf_kafka_prop_where(const sl_conf_kafka_prop_t *prop, char *buf, size_t size);
 
 #endif /* SL_CONF_H */

@@ -1,0 +1,501 @@
+/*
+ * The settings table and everything driven by it: defaults, validation of
+ * one value (shared by the file and the environment), cleanup, the Markdown
+ * reference and the effective-settings listing.
+ */
+#include "conf_int.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
+static const char *const framings[] = {"raw", "confluent", NULL};
+
+#define OFF(field) offsetof(sl_conf_t, field)
+#define ROW_INT(p, field, d, lo, hi, text)                                                         \
+        {                                                                                          \
+                .path = (p), .type = SL_CONF_T_INT, .def = (d), .min = (lo), .max = (hi),          \
+                .offset = OFF(field), .desc = (text)                                               \
+        }
+#define ROW_STR(p, field, d, text)                                                                 \
+        {                                                                                          \
+                .path = (p), .type = SL_CONF_T_STR, .def = (d), .offset = OFF(field),              \
+                .desc = (text)                                                                     \
+        }
+#define ROW_ENUM(p, field, d, values, text)                                                        \
+        {                                                                                          \
+                .path = (p), .type = SL_CONF_T_STR, .def = (d), .allowed = (values),               \
+                .offset = OFF(field), .desc = (text)                                               \
+        }
+#define SCHEMA_ID_MAX 2147483647
+
+/* The one table (README's config reference is generated from it: `sluice config --reference`). */
+const sl_conf_setting_t sl_conf_settings[] = {
+    {.path = "worker.id",
+     .type = SL_CONF_T_STR,
+     .def = NULL,
+     .def_doc = "host name",
+     .offset = OFF(worker_id),
+     .desc = "Worker identity stamped on responses, dead letters and metrics. Defaults to the "
+             "host name (the pod name in Kubernetes)."},
+    ROW_ENUM("worker.log_level", log_level, "info", log_levels,
+             "Threshold of the log lines written to stderr."),
+    ROW_STR("worker.models_dir", models_dir, "models",
+            "Model repository root (`<name>/config.cfg`, `<name>/<version>/model.onnx`). A "
+            "relative path resolves against the working directory."),
+    ROW_INT("worker.top_k", top_k, "3", 0, 100,
+            "Classes (label + probability) in each response when the model has a labels file; "
+            "0 = none."),
+    ROW_INT("worker.metrics_interval_ms", metrics_interval_ms, "10000", 100, 3600000,
+            "Period of the WorkerMetrics records sent to the metrics topic (ms)."),
+    ROW_INT("worker.shutdown_timeout_ms", shutdown_timeout_ms, "20000", 0, 120000,
+            "Drain budget on SIGTERM: in-flight batches finish, are flushed and committed "
+            "within it (ms). Keep it below Kubernetes' grace period (30 s by default)."),
+    ROW_INT("batch.max_size", batch_max_size, "32", 1, 4096,
+            "Most requests run through a model in one micro-batch."),
+    ROW_INT("batch.max_wait_ms", batch_max_wait_ms, "5", 0, 10000,
+            "Longest time the first request of a batch waits for more (ms); 0 = run what is "
+            "already there."),
+    {.path = "topics.requests",
+     .type = SL_CONF_T_STRLIST,
+     .def = "sluice.requests",
+     .offset = OFF(request_topics),
+     .count_offset = OFF(n_request_topics),
+     .desc = "Topics the consumer group reads InferenceRequest records from (environment: "
+             "comma-separated)."},
+    ROW_STR("topics.responses", response_topic, "sluice.responses",
+            "Topic of the InferenceResponse records."),
+    ROW_STR("topics.dead_letters", dead_letter_topic, "sluice.dead-letters",
+            "Topic of the DeadLetter records (input that could not be decoded or served)."),
+    ROW_STR("topics.metrics", metrics_topic, "sluice.metrics",
+            "Topic of the WorkerMetrics records."),
+    ROW_ENUM("codec.framing", framing, "raw", framings,
+             "Wire framing: `raw` = Avro binary with the configured schemas, `confluent` = "
+             "Schema Registry framing (magic byte 0 + 4-byte big-endian schema id)."),
+    ROW_STR("codec.schema_dir", schema_dir, "schemas",
+            "Directory of the Avro schemas (`.avsc`). A relative path resolves against the "
+            "working directory."),
+    ROW_INT("codec.request_schema_id", request_schema_id, "1", 0, SCHEMA_ID_MAX,
+            "Schema id of InferenceRequest."),
+    ROW_INT("codec.response_schema_id", response_schema_id, "2", 0, SCHEMA_ID_MAX,
+            "Schema id of InferenceResponse."),
+    ROW_INT("codec.dead_letter_schema_id", dead_letter_schema_id, "3", 0, SCHEMA_ID_MAX,
+            "Schema id of DeadLetter."),
+    ROW_INT("codec.metrics_schema_id", metrics_schema_id, "4", 0, SCHEMA_ID_MAX,
+            "Schema id of WorkerMetrics."),
+};
+
+const size_t sl_conf_settings_cnt = sizeof(sl_conf_settings) / sizeof(sl_conf_settings[0]);
+
+const sl_conf_setting_t *sl_conf_setting_find(const char *path)
+{
+        for (size_t i = 0; i < sl_conf_settings_cnt; i++)
+                if (!strcmp(sl_conf_settings[i].path, path)) return &sl_conf_settings[i];
+        return NULL;
+}
+
+int sl_conf_is_group(const char *name)
+{
+        size_t len = strlen(name);
+        for (size_t i = 0; i < sl_conf_settings_cnt; i++)
+                if (!strncmp(sl_conf_settings[i].path, name, len) &&
+                    sl_conf_settings[i].path[len] == '.')
+                        return 1;
+        return 0;
+}
+
+void sl_conf_env_name(const char *path, char *buf, size_t size)
+{
+        size_t plen = strlen(SL_CONF_ENV_PREFIX);
+        size_t i;
+
+        if (!size) return;
+        sl_strfmt(buf, size, "%s", SL_CONF_ENV_PREFIX);
+        for (i = 0; path[i] && plen + i + 1 < size; i++)
+                buf[plen + i] = path[i] == '.' ? '_' : (char)toupper((unsigned char)path[i]);
+        if (plen + i < size) buf[plen + i] = '\0';
+}
+
+static void *field(sl_conf_t *conf, size_t offset)
+{
+        return (char *)conf + offset;
+}
+
+static const void *cfield(const sl_conf_t *conf, size_t offset)
+{
+        return (const char *)conf + offset;
+}
+
+sl_err_t sl_conf_set_int(sl_conf_t *conf, const sl_conf_setting_t *row, int64_t v,
+                         const char *where, char *errstr, size_t errstr_size)
+{
+        SL_ASSERT(row->type == SL_CONF_T_INT);
+        if (v < row->min || v > row->max) {
+                sl_strfmt(errstr, errstr_size, "%s: %s: %lld is out of range (%lld..%lld)", where,
+                          row->path, (long long)v, (long long)row->min, (long long)row->max);
+                return SL_ERR_CONFIG;
+        }
+        *(int *)field(conf, row->offset) = (int)v;
+        return SL_OK;
+}
+
+static void join_allowed(const char *const *allowed, const char *sep, char *buf, size_t size)
+{
+        size_t off = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; allowed[i] && off < size; i++) {
+                int n = snprintf(buf + off, size - off, "%s%s", i ? sep : "", allowed[i]);
+                if (n < 0) break;
+                off += (size_t)n;
+        }
+}
+
+sl_err_t sl_conf_set_str(sl_conf_t *conf, const sl_conf_setting_t *row, const char *s,
+                         const char *where, char *errstr, size_t errstr_size)
+{
+        char **dst = field(conf, row->offset);
+        char *copy;
+
+        SL_ASSERT(row->type == SL_CONF_T_STR);
+        if (!*s) {
+                sl_strfmt(errstr, errstr_size, "%s: %s: must not be empty", where, row->path);
+                return SL_ERR_CONFIG;
+        }
+        if (row->allowed) {
+                size_t i;
+                char list[128];
+                for (i = 0; row->allowed[i] && strcmp(row->allowed[i], s); i++)
+                        ;
+                if (!row->allowed[i]) {
+                        join_allowed(row->allowed, ", ", list, sizeof(list));
+                        sl_strfmt(errstr, errstr_size, "%s: %s: '%s' is not one of: %s", where,
+                                  row->path, s, list);
+                        return SL_ERR_CONFIG;
+                }
+        }
+        if (!(copy = strdup(s))) {
+                sl_strfmt(errstr, errstr_size, "%s: %s: out of memory", where, row->path);
+                return SL_ERR_NOMEM;
+        }
+        free(*dst);
+        *dst = copy;
+        return SL_OK;
+}
+
+sl_err_t sl_conf_set_strlist(sl_conf_t *conf, const sl_conf_setting_t *row,
+                             const char *const *items, size_t n, const char *where, char *errstr,
+                             size_t errstr_size)
+{
+        char **dst = field(conf, row->offset);
+        size_t *cnt = field(conf, row->count_offset);
+        char *copies[SL_CONF_MAX_TOPICS] = {NULL};
+        sl_err_t err = SL_ERR_CONFIG;
+        size_t i;
+
+        SL_ASSERT(row->type == SL_CONF_T_STRLIST);
+        if (n < 1 || n > SL_CONF_MAX_TOPICS) {
+                sl_strfmt(errstr, errstr_size, "%s: %s: %zu entries, expected 1..%d", where,
+                          row->path, n, SL_CONF_MAX_TOPICS);
+                goto done;
+        }
+        for (i = 0; i < n; i++) {
+                if (!*items[i]) {
+                        sl_strfmt(errstr, errstr_size, "%s: %s: entry %zu is empty", where,
+                                  row->path, i + 1);
+                        goto done;
+                }
+                if (!(copies[i] = strdup(items[i]))) {
+                        err = SL_ERR_NOMEM;
+                        sl_strfmt(errstr, errstr_size, "%s: %s: out of memory", where, row->path);
+                        goto done;
+                }
+        }
+        for (i = 0; i < *cnt; i++)
+                free(dst[i]);
+        for (i = 0; i < SL_CONF_MAX_TOPICS; i++) {
+                dst[i] = copies[i];
+                copies[i] = NULL;
+        }
+        *cnt = n;
+        err = SL_OK;
+done:
+        for (i = 0; i < SL_CONF_MAX_TOPICS; i++)
+                free(copies[i]);
+        return err;
+}
+
+/* Split a comma-separated list in place, trimming blanks around each item. */
+static size_t split_list(char *s, char **items, size_t max)
+{
+        size_t n = 0;
+        for (;;) {
+                char *end = strchr(s, ',');
+                char *last;
+                if (end) *end = '\0';
+                while (isspace((unsigned char)*s))
+                        s++;
+                last = s + strlen(s);
+                while (last > s && isspace((unsigned char)last[-1]))
+                        *--last = '\0';
+                if (n < max) items[n] = s;
+                n++;
+                if (!end) return n;
+                s = end + 1;
+        }
+}
+
+sl_err_t sl_conf_set_text(sl_conf_t *conf, const sl_conf_setting_t *row, const char *text,
+                          const char *where, char *errstr, size_t errstr_size)
+{
+        char *copy = NULL;
+        char *items[SL_CONF_MAX_TOPICS];
+        sl_err_t err = SL_ERR_CONFIG;
+        int64_t v;
+        size_t n;
+
+        switch (row->type) {
+        case SL_CONF_T_INT:
+                if (sl_parse_i64(text, &v)) {
+                        sl_strfmt(errstr, errstr_size, "%s: %s: expected integer, got '%s'", where,
+                                  row->path, text);
+                        goto done;
+                }
+                err = sl_conf_set_int(conf, row, v, where, errstr, errstr_size);
+                break;
+        case SL_CONF_T_STR:
+                err = sl_conf_set_str(conf, row, text, where, errstr, errstr_size);
+                break;
+        case SL_CONF_T_STRLIST:
+                if (!(copy = strdup(text))) {
+                        err = SL_ERR_NOMEM;
+                        sl_strfmt(errstr, errstr_size, "%s: %s: out of memory", where, row->path);
+                        goto done;
+                }
+                n = split_list(copy, items, SL_CONF_MAX_TOPICS);
+                err = sl_conf_set_strlist(conf, row, (const char *const *)items, n, where, errstr,
+                                          errstr_size);
+                break;
+        }
+done:
+        free(copy);
+        return err;
+}
+
+const char *sl_conf_type_name(int config_type)
+{
+        switch (config_type) {
+        case CONFIG_TYPE_GROUP:
+                return "group";
+        case CONFIG_TYPE_INT:
+        case CONFIG_TYPE_INT64:
+                return "integer";
+        case CONFIG_TYPE_FLOAT:
+                return "float";
+        case CONFIG_TYPE_STRING:
+                return "string";
+        case CONFIG_TYPE_BOOL:
+                return "boolean";
+        case CONFIG_TYPE_ARRAY:
+                return "array";
+        case CONFIG_TYPE_LIST:
+                return "list";
+        default:
+                return "nothing";
+        }
+}
+
+sl_err_t sl_conf_init_defaults(sl_conf_t *conf)
+{
+        char errstr[256];
+        char host[256];
+        sl_err_t err = SL_OK;
+
+        memset(conf, 0, sizeof(*conf));
+        if (!(conf->path = strdup(""))) {
+                err = SL_ERR_NOMEM;
+                goto done;
+        }
+        for (size_t i = 0; i < sl_conf_settings_cnt; i++) {
+                const sl_conf_setting_t *row = &sl_conf_settings[i];
+                const char *def = row->def;
+                if (!def) {
+                        /* Only worker.id is computed: the host name is the pod name under
+                         * Kubernetes, unique per replica, which is what the id is for. */
+                        if (gethostname(host, sizeof(host)) || !host[0])
+                                sl_strfmt(host, sizeof(host), "sluice");
+                        host[sizeof(host) - 1] = '\0';
+                        def = host;
+                }
+                if ((err = sl_conf_set_text(conf, row, def, "default", errstr, sizeof(errstr)))) {
+                        /* A bad default is a bug in the table, not bad input. */
+                        SL_ASSERT(err == SL_ERR_NOMEM);
+                        goto done;
+                }
+        }
+done:
+        if (err) sl_conf_cleanup(conf);
+        return err;
+}
+
+void sl_conf_cleanup(sl_conf_t *conf)
+{
+        if (!conf) return;
+        for (size_t i = 0; i < sl_conf_settings_cnt; i++) {
+                const sl_conf_setting_t *row = &sl_conf_settings[i];
+                if (row->type == SL_CONF_T_STR) {
+                        free(*(char **)field(conf, row->offset));
+                } else if (row->type == SL_CONF_T_STRLIST) {
+                        char **items = field(conf, row->offset);
+                        for (size_t j = 0; j < SL_CONF_MAX_TOPICS; j++)
+                                free(items[j]);
+                }
+        }
+        sl_conf_kafka_cleanup(conf);
+        free(conf->path);
+        memset(conf, 0, sizeof(*conf));
+}
+
+/* Levenshtein distance, capped at 64 characters (longer names get no suggestion). */
+static int edit_distance(const char *a, const char *b)
+{
+        int prev[65], cur[65];
+        size_t la = strlen(a), lb = strlen(b);
+
+        if (la > 64 || lb > 64) return 1000;
+        for (size_t j = 0; j <= lb; j++)
+                prev[j] = (int)j;
+        for (size_t i = 1; i <= la; i++) {
+                cur[0] = (int)i;
+                for (size_t j = 1; j <= lb; j++) {
+                        int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+                        int del = prev[j] + 1, ins = cur[j - 1] + 1;
+                        cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+                }
+                memcpy(prev, cur, sizeof(int) * (lb + 1));
+        }
+        return prev[lb];
+}
+
+static void consider(const char *name, const char *cand, const char **best, int *best_d)
+{
+        int d = edit_distance(name, cand);
+        if (d < *best_d) {
+                *best_d = d;
+                *best = cand;
+        }
+}
+
+const char *sl_conf_suggest(const char *name)
+{
+        static const char *const roots[] = {"worker", "batch", "topics",
+                                            "codec",  "kafka", "kafka_properties"};
+        const char *best = NULL;
+        int best_d = 1000;
+        int limit = strlen(name) >= 12 ? 3 : 2;
+
+        for (size_t i = 0; i < sl_conf_settings_cnt; i++)
+                consider(name, sl_conf_settings[i].path, &best, &best_d);
+        for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++)
+                consider(name, roots[i], &best, &best_d);
+        return best_d <= limit ? best : NULL;
+}
+
+const sl_conf_setting_t *sl_conf_suggest_env(const char *var)
+{
+        const sl_conf_setting_t *best = NULL;
+        char env[128];
+        int best_d = 1000, d;
+
+        for (size_t i = 0; i < sl_conf_settings_cnt; i++) {
+                sl_conf_env_name(sl_conf_settings[i].path, env, sizeof(env));
+                if ((d = edit_distance(var, env)) < best_d) {
+                        best_d = d;
+                        best = &sl_conf_settings[i];
+                }
+        }
+        return best_d <= 3 ? best : NULL;
+}
+
+static const char *type_doc(const sl_conf_setting_t *row)
+{
+        switch (row->type) {
+        case SL_CONF_T_INT:
+                return "integer";
+        case SL_CONF_T_STRLIST:
+                return "string list";
+        default:
+                return row->allowed ? "enum" : "string";
+        }
+}
+
+void sl_conf_write_reference(FILE *fp)
+{
+        char env[128], range[128];
+
+        fprintf(fp, "| Setting | Type | Default | Range / allowed | Environment | Description |\n");
+        fprintf(fp, "|---|---|---|---|---|---|\n");
+        for (size_t i = 0; i < sl_conf_settings_cnt; i++) {
+                const sl_conf_setting_t *row = &sl_conf_settings[i];
+                sl_conf_env_name(row->path, env, sizeof(env));
+                range[0] = '\0';
+                if (row->type == SL_CONF_T_INT)
+                        sl_strfmt(range, sizeof(range), "%lld .. %lld", (long long)row->min,
+                                  (long long)row->max);
+                else if (row->allowed)
+                        join_allowed(row->allowed, ", ", range, sizeof(range));
+                else if (row->type == SL_CONF_T_STRLIST)
+                        sl_strfmt(range, sizeof(range), "1 .. %d entries", SL_CONF_MAX_TOPICS);
+                else
+                        sl_strfmt(range, sizeof(range), "non-empty");
+                fprintf(fp, "| `%s` | %s | ", row->path, type_doc(row));
+                if (!row->def)
+                        fprintf(fp, "(%s)", row->def_doc);
+                else if (row->type == SL_CONF_T_INT)
+                        fprintf(fp, "`%s`", row->def);
+                else if (row->type == SL_CONF_T_STRLIST)
+                        fprintf(fp, "`[\"%s\"]`", row->def);
+                else
+                        fprintf(fp, "`\"%s\"`", row->def);
+                fprintf(fp, " | %s | `%s` | %s |\n", range, env, row->desc);
+        }
+        fprintf(fp,
+                "| `kafka.<name>` | scalar or string list | | librdkafka property | `%s<NAME>` | "
+                "librdkafka property `<name>` with `_` read as `.` (`bootstrap_servers` -> "
+                "`bootstrap.servers`); booleans and numbers are passed as text. Environment: "
+                "the rest of the variable name lower-cased, `_` -> `.`. |\n",
+                SL_CONF_ENV_KAFKA_PREFIX);
+        fprintf(fp, "| `kafka_properties` | string list | `[]` | `\"name=value\"` | | "
+                    "librdkafka properties passed verbatim (for names `kafka.<name>` cannot "
+                    "spell). |\n");
+}
+
+void sl_conf_write_effective(const sl_conf_t *conf, FILE *fp)
+{
+        char where[SL_CONF_WHERE_SIZE];
+
+        for (size_t i = 0; i < sl_conf_settings_cnt; i++) {
+                const sl_conf_setting_t *row = &sl_conf_settings[i];
+                fprintf(fp, "%s = ", row->path);
+                if (row->type == SL_CONF_T_INT) {
+                        fprintf(fp, "%d\n", *(const int *)cfield(conf, row->offset));
+                } else if (row->type == SL_CONF_T_STR) {
+                        const char *s = *(char *const *)cfield(conf, row->offset);
+                        fprintf(fp, "\"%s\"\n", s ? s : "");
+                } else {
+                        char *const *items = cfield(conf, row->offset);
+                        size_t n = *(const size_t *)cfield(conf, row->count_offset);
+                        fprintf(fp, "[");
+                        for (size_t j = 0; j < n; j++)
+                                fprintf(fp, "%s\"%s\"", j ? ", " : "", items[j]);
+                        fprintf(fp, "]\n");
+                }
+        }
+        for (size_t i = 0; i < conf->n_kafka_props; i++) {
+                const sl_conf_kafka_prop_t *p = &conf->kafka_props[i];
+                fprintf(fp, "kafka: %s = \"%s\"  # %s\n", p->name,
+                        sl_conf_kafka_prop_is_secret(p->name) ? "***" : p->value,
+                        sl_conf_kafka_prop_where(p, where, sizeof(where)));
+        }
+}
