@@ -25,7 +25,7 @@ static const struct {
     {"predict", sl_cmd_predict, "run a model on IDX images without Kafka"},
     {"inspect", sl_cmd_inspect, "show a model's inputs, outputs, opset and operators"},
     {"conformance", sl_cmd_conformance, "run ONNX backend tests (model.onnx + test_data_set_*)"},
-    {"config", sl_cmd_config, "print the configuration reference"},
+    {"config", sl_cmd_config, "print the configuration reference or check a config file"},
 };
 
 static void usage(FILE *fp)
