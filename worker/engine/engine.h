@@ -68,11 +68,24 @@ typedef struct sl_tensor_s {
 /** @brief Number of elements (product of dims; 1 for a scalar). */
 int64_t sl_tensor_numel(const sl_tensor_t *t);
 
+/**
+ * @brief Load one serialized ONNX TensorProto file (the backend test data's
+ *        input_K.pb / output_K.pb) into \p t.
+ * @returns SL_OK; SL_ERR_IO; SL_ERR_MODEL (not a TensorProto, sizes
+ *          inconsistent: errstr names the file); SL_ERR_UNSUPPORTED (data
+ *          type or external data); SL_ERR_NOMEM.
+ * @remark On success \p t owns its data: release it with sl_tensor_free().
+ */
+sl_err_t sl_tensor_load(const char *path, sl_tensor_t *t, char *errstr, size_t errstr_size);
+
+/** @brief Free the data of a tensor made by sl_tensor_load() and zero it. Accepts NULL. */
+void sl_tensor_free(sl_tensor_t *t);
+
 /** @brief Description of a model input or output (graph input/output ValueInfo). */
 typedef struct sl_value_info_s {
-        const char *name;   /**< owned by the model */
+        const char *name; /**< owned by the model */
         sl_dtype_t dtype;
-        int ndim;           /**< -1 when the model declares no shape */
+        int ndim;                  /**< -1 when the model declares no shape */
         int64_t dims[SL_MAX_DIMS]; /**< -1 for a symbolic or unknown dimension */
 } sl_value_info_t;
 
@@ -142,8 +155,7 @@ void sl_session_destroy(sl_session_t *session);
  * @remark Thread: one run per session at a time.
  */
 sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t n_inputs,
-                        sl_tensor_t *outputs, size_t n_outputs, char *errstr,
-                        size_t errstr_size);
+                        sl_tensor_t *outputs, size_t n_outputs, char *errstr, size_t errstr_size);
 
 /**
  * @brief Select and report the OpenBLAS CPU core (see DESIGN.md, "CPU kernels").

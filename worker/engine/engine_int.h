@@ -1,0 +1,166 @@
+/**
+ * @file engine_int.h
+ * @brief Private declarations shared by the engine's own files: the loaded
+ *        graph, the session's value slots and the operator kernel interface.
+ *
+ * Not to be included outside worker/engine/.
+ */
+#ifndef SL_ENGINE_INT_H
+#define SL_ENGINE_INT_H
+
+#include <stdbool.h>
+
+#include "engine.h"
+#include "onnx.pb-c.h"
+
+/** @brief Maximum number of inputs/outputs of one node (Concat, Sum, ...). */
+#define SL_NODE_IO_MAX 64
+
+/** @brief Upper bound of one tensor's size in bytes, against hostile files. */
+#define SL_TENSOR_BYTES_MAX ((size_t)1 << 40)
+
+struct sl_opctx_s;
+struct sl_node_s;
+
+/** @brief One operator implementation (an entry of the registry, ops/registry.c). */
+typedef struct sl_op_s {
+        const char *op_type;
+        /** Load-time check of attributes (may be NULL); errstr gets the reason. */
+        sl_err_t (*check)(const struct sl_node_s *node, int64_t opset, char *errstr,
+                          size_t errstr_size);
+        sl_err_t (*run)(struct sl_opctx_s *c);
+} sl_op_t;
+
+/** @brief Find the kernel for \p op_type (default domain), NULL when unsupported. */
+const sl_op_t *sl_op_find(const char *op_type);
+
+/** @brief A node of the graph, in execution (topological) order. */
+typedef struct sl_node_s {
+        const Onnx__NodeProto *proto; /**< owned by the model's ModelProto */
+        const char *name;             /**< node name, "" when absent */
+        size_t index;                 /**< index in the file's node list */
+        const sl_op_t *op;
+        int n_in, n_out;
+        int *in;  /**< value ids; -1 for an omitted optional input */
+        int *out; /**< value ids; the sink slot for an omitted optional output */
+} sl_node_t;
+
+/** @brief Where a value of the graph comes from. */
+typedef enum {
+        SL_VALUE_INPUT,
+        SL_VALUE_INITIALIZER,
+        SL_VALUE_NODE,
+} sl_value_kind_t;
+
+typedef struct sl_value_s {
+        const char *name;
+        sl_value_kind_t kind;
+        int producer;     /**< node index (original) for SL_VALUE_NODE, else -1 */
+        sl_tensor_t init; /**< SL_VALUE_INITIALIZER: data owned by the model */
+} sl_value_t;
+
+struct sl_model_s {
+        char *path;
+        Onnx__ModelProto *proto;
+        int64_t opset;
+        char *producer;
+        size_t n_values; /**< value slots; slot n_values is the sink */
+        sl_value_t *values;
+        size_t n_nodes;
+        sl_node_t *nodes;
+        size_t n_inputs, n_outputs;
+        sl_value_info_t *inputs, *outputs;
+        int *input_ids, *output_ids;
+};
+
+/** @brief Kernel context of one node execution. */
+typedef struct sl_opctx_s {
+        sl_session_t *session;
+        const sl_node_t *node;
+        int64_t opset;
+        int n_in, n_out;
+        const sl_tensor_t *in[SL_NODE_IO_MAX]; /**< NULL for omitted optional inputs */
+        char *errstr;
+        size_t errstr_size;
+} sl_opctx_t;
+
+/**
+ * @brief Shape (and allocate if needed) output \p i of the running node.
+ * @returns the tensor, or NULL on allocation failure / bad shape (errstr set).
+ * @remark The buffer belongs to the session and is reused by later runs.
+ */
+sl_tensor_t *sl_op_output(sl_opctx_t *c, int i, sl_dtype_t dt, int ndim, const int64_t *dims);
+
+/** @brief Same as sl_op_output() with the shape of \p like. */
+sl_tensor_t *sl_op_output_like(sl_opctx_t *c, int i, sl_dtype_t dt, const sl_tensor_t *like);
+
+/**
+ * @brief Scratch memory of at least \p bytes for the running kernel (im2col
+ *        buffers). Valid until the kernel returns; NULL on allocation failure.
+ */
+void *sl_op_scratch(sl_opctx_t *c, size_t bytes);
+
+/** @brief Input \p i or NULL when absent. */
+static inline const sl_tensor_t *sl_op_in(const sl_opctx_t *c, int i)
+{
+        return i < c->n_in ? c->in[i] : NULL;
+}
+
+/** @brief True when output \p i has a name (is consumed or is a graph output). */
+bool sl_op_has_output(const sl_opctx_t *c, int i);
+
+/** @brief Set the errstr of \p c and return \p err (for kernels). */
+sl_err_t sl_op_fail(sl_opctx_t *c, sl_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Attributes (ONNX AttributeProto), looked up by name. */
+const Onnx__AttributeProto *sl_attr_find(const sl_node_t *node, const char *name);
+int64_t sl_attr_int(const sl_node_t *node, const char *name, int64_t def);
+float sl_attr_float(const sl_node_t *node, const char *name, float def);
+/** @brief Copy string attribute into \p buf (NUL-terminated); \p def when absent. */
+const char *sl_attr_string(const sl_node_t *node, const char *name, const char *def, char *buf,
+                           size_t buf_size);
+/** @brief Integer list attribute; returns its length, or -1 when absent. */
+int sl_attr_ints(const sl_node_t *node, const char *name, const int64_t **vals);
+/** @brief Float list attribute; returns its length, or -1 when absent. */
+int sl_attr_floats(const sl_node_t *node, const char *name, const float **vals);
+
+/* Tensors. */
+/** @brief Product of \p dims with overflow check; -1 on negative or overflow. */
+int64_t sl_dims_numel(int ndim, const int64_t *dims);
+/**
+ * @brief Convert a TensorProto into a tensor that owns its data (malloc).
+ * @returns SL_OK, SL_ERR_MODEL (inconsistent sizes, negative dims),
+ *          SL_ERR_UNSUPPORTED (data type, external data), SL_ERR_NOMEM.
+ */
+sl_err_t sl_tensor_from_proto(const Onnx__TensorProto *tp, sl_tensor_t *t, char *errstr,
+                              size_t errstr_size);
+
+/** @brief Read element \p i of \p t as double / int64 (any numeric dtype). */
+double sl_tensor_get_f64(const sl_tensor_t *t, int64_t i);
+int64_t sl_tensor_get_i64(const sl_tensor_t *t, int64_t i);
+void sl_tensor_set_f64(sl_tensor_t *t, int64_t i, double v);
+void sl_tensor_set_i64(sl_tensor_t *t, int64_t i, int64_t v);
+
+/** @brief True for float/double (and float16) types. */
+bool sl_dtype_is_float(sl_dtype_t dt);
+
+/** @brief Row-major strides of \p ndim dims (elements). */
+void sl_strides(int ndim, const int64_t *dims, int64_t *strides);
+
+/** @brief Normalise axis \p axis in [-rank, rank) (or [-rank, rank] with \p incl); -1 if bad. */
+int sl_axis(int64_t axis, int rank, bool incl);
+
+/**
+ * @brief Numpy broadcast of two shapes into \p out (rank = max rank).
+ * @returns 0 or -1 when not broadcastable.
+ */
+int sl_broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out);
+
+/**
+ * @brief Strides of \p t when broadcast to the rank-\p ndim shape \p dims
+ *        (0 along broadcast dimensions).
+ */
+void sl_broadcast_strides(const sl_tensor_t *t, int ndim, const int64_t *dims, int64_t *strides);
+
+#endif /* SL_ENGINE_INT_H */

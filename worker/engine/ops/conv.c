@@ -1,0 +1,378 @@
+/*
+ * Conv and ConvTranspose (1-D, 2-D, 3-D; groups, dilations, strides, pads,
+ * auto_pad) via im2col/col2im and cblas_sgemm, and the window geometry
+ * shared with the pooling operators.
+ *
+ * Spatial dimensions are handled as 3-D: a 1-D or 2-D problem gets leading
+ * spatial dimensions of size 1 (kernel 1, stride 1, no padding), so one
+ * im2col serves every rank.
+ * @sa ONNX operator spec, sections "Conv", "ConvTranspose" (auto_pad formulas).
+ */
+#include <string.h>
+
+#include <cblas.h>
+
+#include "../engine_int.h"
+#include "ops.h"
+
+sl_err_t sl_geom_check(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size)
+{
+        char buf[32];
+        const char *ap = sl_attr_string(node, "auto_pad", "NOTSET", buf, sizeof(buf));
+        (void)opset;
+        if (strcmp(ap, "NOTSET") && strcmp(ap, "SAME_UPPER") && strcmp(ap, "SAME_LOWER") &&
+            strcmp(ap, "VALID")) {
+                sl_strfmt(errstr, errstr_size, "auto_pad '%s' is not supported", ap);
+                return SL_ERR_UNSUPPORTED;
+        }
+        if (sl_attr_find(node, "storage_order") && sl_attr_int(node, "storage_order", 0)) {
+                sl_strfmt(errstr, errstr_size, "storage_order=1 is not supported");
+                return SL_ERR_UNSUPPORTED;
+        }
+        return SL_OK;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+        return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+sl_err_t sl_geom_init(sl_opctx_t *c, const sl_tensor_t *x, const int64_t *kernel, int nk,
+                      bool ceil_mode, sl_geom_t *g)
+{
+        const int64_t *st = NULL, *dl = NULL, *pd = NULL;
+        int r = x->ndim - 2, ns, nd, np, off;
+        char buf[32];
+        const char *ap = sl_attr_string(c->node, "auto_pad", "NOTSET", buf, sizeof(buf));
+
+        if (r < 1 || r > 3 || nk != r)
+                return sl_op_fail(c, SL_ERR_UNSUPPORTED,
+                                  "%d spatial dimensions (kernel rank %d) not supported", r, nk);
+        ns = sl_attr_ints(c->node, "strides", &st);
+        nd = sl_attr_ints(c->node, "dilations", &dl);
+        np = sl_attr_ints(c->node, "pads", &pd);
+        if ((ns >= 0 && ns != r) || (nd >= 0 && nd != r) || (np >= 0 && np != 2 * r))
+                return sl_op_fail(c, SL_ERR_SHAPE, "strides/dilations/pads do not match rank %d",
+                                  r);
+        off = 3 - r;
+        g->r = r;
+        for (int i = 0; i < 3; i++) {
+                g->in[i] = g->k[i] = g->s[i] = g->d[i] = g->out[i] = 1;
+                g->pb[i] = g->pe[i] = 0;
+        }
+        for (int i = 0; i < r; i++) {
+                int j = i + off;
+                int64_t ek;
+                g->in[j] = x->dims[2 + i];
+                g->k[j] = kernel[i];
+                g->s[j] = ns >= 0 ? st[i] : 1;
+                g->d[j] = nd >= 0 ? dl[i] : 1;
+                if (g->k[j] < 1 || g->s[j] < 1 || g->d[j] < 1)
+                        return sl_op_fail(c, SL_ERR_SHAPE,
+                                          "kernel, strides, dilations must be >= 1");
+                ek = (g->k[j] - 1) * g->d[j] + 1;
+                if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+                        int64_t o = ceil_div(g->in[j], g->s[j]);
+                        int64_t tot = (o - 1) * g->s[j] + ek - g->in[j];
+                        if (tot < 0) tot = 0;
+                        g->pb[j] = !strcmp(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
+                        g->pe[j] = tot - g->pb[j];
+                        g->out[j] = o;
+                        continue;
+                }
+                if (!strcmp(ap, "NOTSET") && np >= 0) {
+                        g->pb[j] = pd[i];
+                        g->pe[j] = pd[i + r];
+                }
+                if (g->pb[j] < 0 || g->pe[j] < 0)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "negative pads");
+                {
+                        int64_t span = g->in[j] + g->pb[j] + g->pe[j] - ek;
+                        if (span < 0)
+                                return sl_op_fail(c, SL_ERR_SHAPE,
+                                                  "kernel larger than padded input");
+                        g->out[j] = (ceil_mode ? ceil_div(span, g->s[j]) : span / g->s[j]) + 1;
+                        /* The last window must start inside the input or left padding. */
+                        if (ceil_mode && (g->out[j] - 1) * g->s[j] >= g->in[j] + g->pb[j])
+                                g->out[j]--;
+                }
+        }
+        return SL_OK;
+}
+
+/* col[(c*K + k) * O + o] = x[c, o*s - pb + k*d] or 0 outside. */
+static void im2col(const float *x, int64_t C, const sl_geom_t *g, float *col)
+{
+        int64_t IN = g->in[0] * g->in[1] * g->in[2];
+        int64_t O = g->out[0] * g->out[1] * g->out[2];
+        for (int64_t ch = 0; ch < C; ch++) {
+                const float *xc = x + ch * IN;
+                for (int64_t k0 = 0; k0 < g->k[0]; k0++)
+                        for (int64_t k1 = 0; k1 < g->k[1]; k1++)
+                                for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
+                                        float *dst = col;
+                                        col += O;
+                                        for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
+                                                int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
+                                                if (i0 < 0 || i0 >= g->in[0]) {
+                                                        memset(dst, 0,
+                                                               sizeof(float) *
+                                                                   (size_t)(g->out[1] * g->out[2]));
+                                                        dst += g->out[1] * g->out[2];
+                                                        continue;
+                                                }
+                                                for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
+                                                        int64_t i1 =
+                                                            o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
+                                                        const float *row;
+                                                        if (i1 < 0 || i1 >= g->in[1]) {
+                                                                memset(dst, 0,
+                                                                       sizeof(float) *
+                                                                           (size_t)g->out[2]);
+                                                                dst += g->out[2];
+                                                                continue;
+                                                        }
+                                                        row = xc + (i0 * g->in[1] + i1) * g->in[2];
+                                                        for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
+                                                                int64_t i2 = o2 * g->s[2] -
+                                                                             g->pb[2] +
+                                                                             k2 * g->d[2];
+                                                                *dst++ = (i2 >= 0 && i2 < g->in[2])
+                                                                             ? row[i2]
+                                                                             : 0.0f;
+                                                        }
+                                                }
+                                        }
+                                }
+        }
+}
+
+/* The adjoint of im2col: y[c, o*s - pb + k*d] += col[(c*K + k) * O + o]. */
+static void col2im(const float *col, int64_t C, const sl_geom_t *g, float *y)
+{
+        int64_t IN = g->in[0] * g->in[1] * g->in[2];
+        for (int64_t ch = 0; ch < C; ch++) {
+                float *yc = y + ch * IN;
+                for (int64_t k0 = 0; k0 < g->k[0]; k0++)
+                        for (int64_t k1 = 0; k1 < g->k[1]; k1++)
+                                for (int64_t k2 = 0; k2 < g->k[2]; k2++)
+                                        for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
+                                                int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
+                                                for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
+                                                        int64_t i1 =
+                                                            o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
+                                                        bool ok = i0 >= 0 && i0 < g->in[0] &&
+                                                                  i1 >= 0 && i1 < g->in[1];
+                                                        for (int64_t o2 = 0; o2 < g->out[2];
+                                                             o2++, col++) {
+                                                                int64_t i2 = o2 * g->s[2] -
+                                                                             g->pb[2] +
+                                                                             k2 * g->d[2];
+                                                                if (ok && i2 >= 0 && i2 < g->in[2])
+                                                                        yc[(i0 * g->in[1] + i1) *
+                                                                               g->in[2] +
+                                                                           i2] += *col;
+                                                        }
+                                                }
+                                        }
+        }
+}
+
+static bool is_pointwise(const sl_geom_t *g)
+{
+        for (int i = 0; i < 3; i++)
+                if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] || g->pe[i]) return false;
+        return true;
+}
+
+sl_err_t sl_op_conv(sl_opctx_t *c)
+{
+        const sl_tensor_t *x = c->in[0], *w = sl_op_in(c, 1), *b = sl_op_in(c, 2);
+        int64_t group = sl_attr_int(c->node, "group", 1), N, C, M, Cg, Mg, K, O, IN;
+        const int64_t *ks = NULL;
+        int nks = sl_attr_ints(c->node, "kernel_shape", &ks);
+        int64_t odims[SL_MAX_DIMS];
+        sl_geom_t g;
+        sl_tensor_t *y;
+        float *col = NULL;
+        sl_err_t err;
+
+        if (!x || !w) return sl_op_fail(c, SL_ERR_MODEL, "X and W required");
+        if (x->dtype != SL_DT_FLOAT || w->dtype != SL_DT_FLOAT || (b && b->dtype != SL_DT_FLOAT))
+                return sl_op_fail(c, SL_ERR_UNSUPPORTED, "Conv supports float only (got %s)",
+                                  sl_dtype_name(x->dtype));
+        if (x->ndim < 3 || w->ndim != x->ndim)
+                return sl_op_fail(c, SL_ERR_SHAPE, "X rank %d and W rank %d", x->ndim, w->ndim);
+        if (nks < 0) {
+                ks = w->dims + 2;
+                nks = w->ndim - 2;
+        }
+        if ((err = sl_geom_init(c, x, ks, nks, false, &g))) return err;
+        N = x->dims[0];
+        C = x->dims[1];
+        M = w->dims[0];
+        if (group < 1 || C % group || M % group || w->dims[1] != C / group)
+                return sl_op_fail(c, SL_ERR_SHAPE, "channels %lld, W %lldx%lld, group %lld",
+                                  (long long)C, (long long)M, (long long)w->dims[1],
+                                  (long long)group);
+        for (int i = 0; i < nks; i++)
+                if (w->dims[2 + i] != ks[i])
+                        return sl_op_fail(c, SL_ERR_SHAPE, "kernel_shape does not match W");
+        if (b && sl_tensor_numel(b) != M)
+                return sl_op_fail(c, SL_ERR_SHAPE, "bias has %lld values for %lld channels",
+                                  (long long)sl_tensor_numel(b), (long long)M);
+        Cg = C / group;
+        Mg = M / group;
+        K = Cg * g.k[0] * g.k[1] * g.k[2];
+        O = g.out[0] * g.out[1] * g.out[2];
+        IN = g.in[0] * g.in[1] * g.in[2];
+        odims[0] = N;
+        odims[1] = M;
+        for (int i = 0; i < g.r; i++)
+                odims[2 + i] = g.out[3 - g.r + i];
+        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, x->ndim, odims))) return SL_ERR_NOMEM;
+        if (!is_pointwise(&g) && !(col = sl_op_scratch(c, sizeof(float) * (size_t)(K * O))))
+                return sl_op_fail(c, SL_ERR_NOMEM, "im2col buffer: out of memory");
+        for (int64_t n = 0; n < N; n++)
+                for (int64_t gi = 0; gi < group; gi++) {
+                        const float *xg = (const float *)x->data + (n * C + gi * Cg) * IN;
+                        float *yg = (float *)y->data + (n * M + gi * Mg) * O;
+                        const float *src = xg;
+                        if (col) {
+                                im2col(xg, Cg, &g, col);
+                                src = col;
+                        }
+                        if (Mg && O && K)
+                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg,
+                                            (int)O, (int)K, 1.0f,
+                                            (const float *)w->data + gi * Mg * K, (int)K, src,
+                                            (int)O, 0.0f, yg, (int)O);
+                        else
+                                memset(yg, 0, sizeof(float) * (size_t)(Mg * O));
+                }
+        if (b) {
+                const float *bd = b->data;
+                float *yd = y->data;
+                for (int64_t n = 0; n < N; n++)
+                        for (int64_t m = 0; m < M; m++) {
+                                float *p = yd + (n * M + m) * O;
+                                for (int64_t o = 0; o < O; o++)
+                                        p[o] += bd[m];
+                        }
+        }
+        return SL_OK;
+}
+
+sl_err_t sl_op_conv_transpose(sl_opctx_t *c)
+{
+        const sl_tensor_t *x = c->in[0], *w = sl_op_in(c, 1), *b = sl_op_in(c, 2);
+        int64_t group = sl_attr_int(c->node, "group", 1), N, C, M, Cg, Mg, K, O, IN;
+        const int64_t *ks = NULL, *st = NULL, *dl = NULL, *pd = NULL, *op = NULL, *os = NULL;
+        int nks = sl_attr_ints(c->node, "kernel_shape", &ks);
+        int ns = sl_attr_ints(c->node, "strides", &st),
+            nd = sl_attr_ints(c->node, "dilations", &dl);
+        int np = sl_attr_ints(c->node, "pads", &pd);
+        int nop = sl_attr_ints(c->node, "output_padding", &op);
+        int nos = sl_attr_ints(c->node, "output_shape", &os);
+        char buf[32];
+        const char *ap = sl_attr_string(c->node, "auto_pad", "NOTSET", buf, sizeof(buf));
+        int64_t odims[SL_MAX_DIMS];
+        sl_geom_t g;
+        sl_tensor_t *y;
+        float *col;
+        int r;
+
+        if (!x || !w) return sl_op_fail(c, SL_ERR_MODEL, "X and W required");
+        if (x->dtype != SL_DT_FLOAT || w->dtype != SL_DT_FLOAT || (b && b->dtype != SL_DT_FLOAT))
+                return sl_op_fail(c, SL_ERR_UNSUPPORTED, "ConvTranspose supports float only");
+        r = x->ndim - 2;
+        if (r < 1 || r > 3 || w->ndim != x->ndim)
+                return sl_op_fail(c, SL_ERR_UNSUPPORTED, "rank %d not supported", x->ndim);
+        if (nks < 0) {
+                ks = w->dims + 2;
+                nks = r;
+        }
+        if (nks != r || (ns >= 0 && ns != r) || (nd >= 0 && nd != r) || (np >= 0 && np != 2 * r) ||
+            (nop >= 0 && nop != r) || (nos >= 0 && nos < r))
+                return sl_op_fail(c, SL_ERR_SHAPE, "attribute lengths do not match rank %d", r);
+        N = x->dims[0];
+        C = x->dims[1];
+        if (group < 1 || C % group || w->dims[0] != C)
+                return sl_op_fail(c, SL_ERR_SHAPE, "W does not match input channels/group");
+        Cg = C / group;
+        Mg = w->dims[1];
+        M = Mg * group;
+        /* Geometry of the equivalent Conv from Y back to X: g.in = Y, g.out = X. */
+        for (int i = 0; i < 3; i++) {
+                g.in[i] = g.k[i] = g.s[i] = g.d[i] = g.out[i] = 1;
+                g.pb[i] = g.pe[i] = 0;
+        }
+        g.r = r;
+        for (int i = 0; i < r; i++) {
+                int j = i + 3 - r;
+                int64_t s = ns >= 0 ? st[i] : 1, d = nd >= 0 ? dl[i] : 1;
+                int64_t opad = nop >= 0 ? op[i] : 0, ek = (ks[i] - 1) * d + 1, outsz;
+                int64_t pb = np >= 0 ? pd[i] : 0, pe = np >= 0 ? pd[i + r] : 0;
+                if (s < 1 || d < 1 || ks[i] < 1 || ks[i] != w->dims[2 + i])
+                        return sl_op_fail(c, SL_ERR_SHAPE, "bad kernel/strides/dilations");
+                g.k[j] = ks[i];
+                g.s[j] = s;
+                g.d[j] = d;
+                g.out[j] = x->dims[2 + i];
+                if (nos >= 0 || !strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+                        int64_t tot;
+                        outsz = nos >= 0 ? os[nos - r + i] : x->dims[2 + i] * s;
+                        tot = s * (x->dims[2 + i] - 1) + opad + ek - outsz;
+                        if (tot < 0) tot = 0;
+                        if (!strcmp(ap, "SAME_LOWER")) {
+                                pb = tot - tot / 2;
+                                pe = tot / 2;
+                        } else {
+                                pb = tot / 2;
+                                pe = tot - tot / 2;
+                        }
+                } else {
+                        if (!strcmp(ap, "VALID")) pb = pe = 0;
+                        outsz = s * (x->dims[2 + i] - 1) + opad + ek - pb - pe;
+                }
+                if (outsz < 0 || pb < 0 || pe < 0)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "negative output size or pads");
+                g.in[j] = outsz;
+                g.pb[j] = pb;
+                g.pe[j] = pe;
+                odims[2 + i] = outsz;
+        }
+        odims[0] = N;
+        odims[1] = M;
+        K = Mg * g.k[0] * g.k[1] * g.k[2];
+        O = g.out[0] * g.out[1] * g.out[2];
+        IN = g.in[0] * g.in[1] * g.in[2];
+        if (b && sl_tensor_numel(b) != M)
+                return sl_op_fail(c, SL_ERR_SHAPE, "bias does not match output channels");
+        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, x->ndim, odims))) return SL_ERR_NOMEM;
+        if (!(col = sl_op_scratch(c, sizeof(float) * (size_t)(K * O))))
+                return sl_op_fail(c, SL_ERR_NOMEM, "col2im buffer: out of memory");
+        memset(y->data, 0, y->nbytes);
+        for (int64_t n = 0; n < N; n++)
+                for (int64_t gi = 0; gi < group; gi++) {
+                        const float *xg = (const float *)x->data + (n * C + gi * Cg) * O;
+                        float *yg = (float *)y->data + (n * M + gi * Mg) * IN;
+                        /* col (K x O) = W_g^T (K x Cg) * X_g (Cg x O) */
+                        if (K && O && Cg)
+                                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)O,
+                                            (int)Cg, 1.0f, (const float *)w->data + gi * Cg * K,
+                                            (int)K, xg, (int)O, 0.0f, col, (int)O);
+                        else
+                                memset(col, 0, sizeof(float) * (size_t)(K * O));
+                        col2im(col, Mg, &g, yg);
+                }
+        if (b) {
+                const float *bd = b->data;
+                float *yd = y->data;
+                for (int64_t n = 0; n < N; n++)
+                        for (int64_t m = 0; m < M; m++)
+                                for (int64_t i = 0; i < IN; i++)
+                                        yd[(n * M + m) * IN + i] += bd[m];
+        }
+        return SL_OK;
+}

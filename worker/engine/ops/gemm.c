@@ -1,0 +1,139 @@
+/*
+ * Gemm and MatMul on OpenBLAS cblas_sgemm (row-major).
+ * @sa ONNX operator spec, sections "Gemm" and "MatMul" (numpy matmul semantics).
+ */
+#include <string.h>
+
+#include <cblas.h>
+
+#include "../engine_int.h"
+#include "ops.h"
+
+sl_err_t sl_op_gemm(sl_opctx_t *c)
+{
+        const sl_tensor_t *a = c->in[0], *b = sl_op_in(c, 1), *cc = sl_op_in(c, 2);
+        int ta = (int)sl_attr_int(c->node, "transA", 0),
+            tb = (int)sl_attr_int(c->node, "transB", 0);
+        float alpha = sl_attr_float(c->node, "alpha", 1.0f);
+        float beta = sl_attr_float(c->node, "beta", 1.0f);
+        int64_t m, k, n, kb, dims[2];
+        sl_tensor_t *y;
+        float *yd;
+
+        if (!a || !b) return sl_op_fail(c, SL_ERR_MODEL, "A and B required");
+        if (a->dtype != SL_DT_FLOAT || b->dtype != SL_DT_FLOAT || (cc && cc->dtype != SL_DT_FLOAT))
+                return sl_op_fail(c, SL_ERR_UNSUPPORTED, "Gemm supports float only (got %s)",
+                                  sl_dtype_name(a->dtype));
+        if (a->ndim != 2 || b->ndim != 2)
+                return sl_op_fail(c, SL_ERR_SHAPE, "A and B must be 2-D (ranks %d, %d)", a->ndim,
+                                  b->ndim);
+        m = ta ? a->dims[1] : a->dims[0];
+        k = ta ? a->dims[0] : a->dims[1];
+        kb = tb ? b->dims[1] : b->dims[0];
+        n = tb ? b->dims[0] : b->dims[1];
+        if (k != kb)
+                return sl_op_fail(c, SL_ERR_SHAPE, "inner dimensions differ: %lld vs %lld",
+                                  (long long)k, (long long)kb);
+        dims[0] = m;
+        dims[1] = n;
+        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, 2, dims))) return SL_ERR_NOMEM;
+        yd = y->data;
+        if (cc && beta != 0.0f) {
+                int64_t st[2];
+                const float *cd = cc->data;
+                if (cc->ndim > 2 ||
+                    (cc->ndim == 2 && ((cc->dims[0] != m && cc->dims[0] != 1) ||
+                                       (cc->dims[1] != n && cc->dims[1] != 1))) ||
+                    (cc->ndim == 1 && cc->dims[0] != n && cc->dims[0] != 1))
+                        return sl_op_fail(c, SL_ERR_SHAPE, "C is not broadcastable to [M, N]");
+                sl_broadcast_strides(cc, 2, dims, st);
+                for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < n; j++)
+                                yd[i * n + j] = beta * cd[i * st[0] + j * st[1]];
+        } else {
+                beta = 0.0f;
+                memset(yd, 0, y->nbytes);
+        }
+        if (m && n && k)
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                            tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a->data,
+                            (int)a->dims[1], b->data, (int)b->dims[1],
+                            cc && beta != 0.0f ? 1.0f : 0.0f, yd, (int)n);
+        return SL_OK;
+}
+
+sl_err_t sl_op_matmul(sl_opctx_t *c)
+{
+        const sl_tensor_t *a = c->in[0], *b = sl_op_in(c, 1);
+        int64_t ad[SL_MAX_DIMS], bd[SL_MAX_DIMS], od[SL_MAX_DIMS], bat[SL_MAX_DIMS];
+        int64_t sa[SL_MAX_DIMS], sb[SL_MAX_DIMS], m, k, n, nbatch;
+        int an, bn, nb, on = 0;
+        sl_tensor_t *y, ta = {0}, tbt = {0};
+
+        if (!a || !b) return sl_op_fail(c, SL_ERR_MODEL, "A and B required");
+        if (a->dtype != SL_DT_FLOAT || b->dtype != SL_DT_FLOAT)
+                return sl_op_fail(c, SL_ERR_UNSUPPORTED, "MatMul supports float only (got %s)",
+                                  sl_dtype_name(a->dtype));
+        if (a->ndim < 1 || b->ndim < 1) return sl_op_fail(c, SL_ERR_SHAPE, "scalar operands");
+        /* 1-D operands: promote to a row (A) / column (B) matrix. */
+        an = a->ndim == 1 ? 2 : a->ndim;
+        bn = b->ndim == 1 ? 2 : b->ndim;
+        if (a->ndim == 1) {
+                ad[0] = 1;
+                ad[1] = a->dims[0];
+        } else {
+                memcpy(ad, a->dims, sizeof(int64_t) * (size_t)an);
+        }
+        if (b->ndim == 1) {
+                bd[0] = b->dims[0];
+                bd[1] = 1;
+        } else {
+                memcpy(bd, b->dims, sizeof(int64_t) * (size_t)bn);
+        }
+        m = ad[an - 2];
+        k = ad[an - 1];
+        n = bd[bn - 1];
+        if (bd[bn - 2] != k)
+                return sl_op_fail(c, SL_ERR_SHAPE, "inner dimensions differ: %lld vs %lld",
+                                  (long long)k, (long long)bd[bn - 2]);
+        if (sl_broadcast_shape(an - 2, ad, bn - 2, bd, &nb, bat))
+                return sl_op_fail(c, SL_ERR_SHAPE, "batch dimensions are not broadcastable");
+        for (int i = 0; i < nb; i++)
+                od[on++] = bat[i];
+        if (a->ndim > 1) od[on++] = m;
+        if (b->ndim > 1) od[on++] = n;
+        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, on, od))) return SL_ERR_NOMEM;
+        if (!sl_tensor_numel(y)) return SL_OK;
+        if (!k) {
+                memset(y->data, 0, y->nbytes);
+                return SL_OK;
+        }
+        /* Batch strides in matrices (0 where broadcast). */
+        ta.ndim = an - 2;
+        memcpy(ta.dims, ad, sizeof(int64_t) * (size_t)ta.ndim);
+        tbt.ndim = bn - 2;
+        memcpy(tbt.dims, bd, sizeof(int64_t) * (size_t)tbt.ndim);
+        sl_broadcast_strides(&ta, nb, bat, sa);
+        sl_broadcast_strides(&tbt, nb, bat, sb);
+        nbatch = sl_dims_numel(nb, bat);
+        if (nbatch > 0 && sl_dims_numel(bn - 2, bd) == 1 && sl_dims_numel(an - 2, ad) == nbatch) {
+                /* B shared by every batch: one sgemm with batch*M rows. */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nbatch * m), (int)n,
+                            (int)k, 1.0f, a->data, (int)k, b->data, (int)n, 0.0f, y->data, (int)n);
+                return SL_OK;
+        }
+        for (int64_t bi = 0; bi < nbatch; bi++) {
+                int64_t rem = bi, oa = 0, ob = 0;
+                for (int d = nb - 1; d >= 0; d--) {
+                        int64_t idx = rem % bat[d];
+                        rem /= bat[d];
+                        oa += idx * sa[d];
+                        ob += idx * sb[d];
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
+                            (const float *)a->data + oa * m * k, (int)k,
+                            (const float *)b->data + ob * k * n, (int)n, 0.0f,
+                            (float *)y->data + bi * m * n, (int)n);
+        }
+        return SL_OK;
+}

@@ -1,0 +1,147 @@
+/**
+ * @file ops.h
+ * @brief Operator kernels of the engine (one family per file) and the
+ *        helpers they share. Private to worker/engine/.
+ */
+#ifndef SL_OPS_H
+#define SL_OPS_H
+
+#include "../engine_int.h"
+
+/**
+ * @brief Window geometry of Conv/Pool, always 3-D: 1-D and 2-D problems get
+ *        leading spatial dimensions of size 1.
+ */
+typedef struct {
+        int r; /**< real spatial rank (1..3) */
+        int64_t in[3], k[3], s[3], d[3], pb[3], pe[3], out[3];
+} sl_geom_t;
+
+/** @brief Compute geometry from the node's strides, dilations, pads, auto_pad. */
+sl_err_t sl_geom_init(sl_opctx_t *c, const sl_tensor_t *x, const int64_t *kernel, int nk,
+                      bool ceil_mode, sl_geom_t *g);
+
+/** @brief Load-time check of auto_pad / storage_order (Conv, pools). */
+sl_err_t sl_geom_check(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
+
+/** @brief Load-time check of BatchNormalization (training_mode unsupported). */
+sl_err_t sl_check_batch_norm(const sl_node_t *node, int64_t opset, char *errstr,
+                             size_t errstr_size);
+
+/** @brief Read an int64/int32 tensor into \p out; returns the count or -1. */
+int sl_read_ints(const sl_tensor_t *t, int64_t *out, int max);
+
+sl_err_t sl_op_abs(sl_opctx_t *c);
+sl_err_t sl_op_acos(sl_opctx_t *c);
+sl_err_t sl_op_acosh(sl_opctx_t *c);
+sl_err_t sl_op_add(sl_opctx_t *c);
+sl_err_t sl_op_and(sl_opctx_t *c);
+sl_err_t sl_op_argmax(sl_opctx_t *c);
+sl_err_t sl_op_argmin(sl_opctx_t *c);
+sl_err_t sl_op_asin(sl_opctx_t *c);
+sl_err_t sl_op_asinh(sl_opctx_t *c);
+sl_err_t sl_op_atan(sl_opctx_t *c);
+sl_err_t sl_op_atanh(sl_opctx_t *c);
+sl_err_t sl_op_average_pool(sl_opctx_t *c);
+sl_err_t sl_op_batch_norm(sl_opctx_t *c);
+sl_err_t sl_op_bitshift(sl_opctx_t *c);
+sl_err_t sl_op_cast(sl_opctx_t *c);
+sl_err_t sl_op_ceil(sl_opctx_t *c);
+sl_err_t sl_op_celu(sl_opctx_t *c);
+sl_err_t sl_op_clip(sl_opctx_t *c);
+sl_err_t sl_op_concat(sl_opctx_t *c);
+sl_err_t sl_op_constant(sl_opctx_t *c);
+sl_err_t sl_op_constant_of_shape(sl_opctx_t *c);
+sl_err_t sl_op_conv(sl_opctx_t *c);
+sl_err_t sl_op_conv_transpose(sl_opctx_t *c);
+sl_err_t sl_op_cos(sl_opctx_t *c);
+sl_err_t sl_op_cosh(sl_opctx_t *c);
+sl_err_t sl_op_div(sl_opctx_t *c);
+sl_err_t sl_op_dropout(sl_opctx_t *c);
+sl_err_t sl_op_elu(sl_opctx_t *c);
+sl_err_t sl_op_equal(sl_opctx_t *c);
+sl_err_t sl_op_erf(sl_opctx_t *c);
+sl_err_t sl_op_exp(sl_opctx_t *c);
+sl_err_t sl_op_expand(sl_opctx_t *c);
+sl_err_t sl_op_flatten(sl_opctx_t *c);
+sl_err_t sl_op_floor(sl_opctx_t *c);
+sl_err_t sl_op_gather(sl_opctx_t *c);
+sl_err_t sl_op_gather_elements(sl_opctx_t *c);
+sl_err_t sl_op_gelu(sl_opctx_t *c);
+sl_err_t sl_op_gemm(sl_opctx_t *c);
+sl_err_t sl_op_global_average_pool(sl_opctx_t *c);
+sl_err_t sl_op_global_lp_pool(sl_opctx_t *c);
+sl_err_t sl_op_global_max_pool(sl_opctx_t *c);
+sl_err_t sl_op_greater(sl_opctx_t *c);
+sl_err_t sl_op_greater_or_equal(sl_opctx_t *c);
+sl_err_t sl_op_hard_sigmoid(sl_opctx_t *c);
+sl_err_t sl_op_hard_swish(sl_opctx_t *c);
+sl_err_t sl_op_hardmax(sl_opctx_t *c);
+sl_err_t sl_op_identity(sl_opctx_t *c);
+sl_err_t sl_op_instance_norm(sl_opctx_t *c);
+sl_err_t sl_op_isinf(sl_opctx_t *c);
+sl_err_t sl_op_isnan(sl_opctx_t *c);
+sl_err_t sl_op_layer_norm(sl_opctx_t *c);
+sl_err_t sl_op_leaky_relu(sl_opctx_t *c);
+sl_err_t sl_op_less(sl_opctx_t *c);
+sl_err_t sl_op_less_or_equal(sl_opctx_t *c);
+sl_err_t sl_op_log(sl_opctx_t *c);
+sl_err_t sl_op_log_softmax(sl_opctx_t *c);
+sl_err_t sl_op_lp_norm(sl_opctx_t *c);
+sl_err_t sl_op_lp_pool(sl_opctx_t *c);
+sl_err_t sl_op_matmul(sl_opctx_t *c);
+sl_err_t sl_op_max(sl_opctx_t *c);
+sl_err_t sl_op_max_pool(sl_opctx_t *c);
+sl_err_t sl_op_mean(sl_opctx_t *c);
+sl_err_t sl_op_min(sl_opctx_t *c);
+sl_err_t sl_op_mish(sl_opctx_t *c);
+sl_err_t sl_op_mod(sl_opctx_t *c);
+sl_err_t sl_op_mul(sl_opctx_t *c);
+sl_err_t sl_op_neg(sl_opctx_t *c);
+sl_err_t sl_op_not(sl_opctx_t *c);
+sl_err_t sl_op_or(sl_opctx_t *c);
+sl_err_t sl_op_pad(sl_opctx_t *c);
+sl_err_t sl_op_pow(sl_opctx_t *c);
+sl_err_t sl_op_prelu(sl_opctx_t *c);
+sl_err_t sl_op_range(sl_opctx_t *c);
+sl_err_t sl_op_reciprocal(sl_opctx_t *c);
+sl_err_t sl_op_reduce_l1(sl_opctx_t *c);
+sl_err_t sl_op_reduce_l2(sl_opctx_t *c);
+sl_err_t sl_op_reduce_log_sum(sl_opctx_t *c);
+sl_err_t sl_op_reduce_log_sum_exp(sl_opctx_t *c);
+sl_err_t sl_op_reduce_max(sl_opctx_t *c);
+sl_err_t sl_op_reduce_mean(sl_opctx_t *c);
+sl_err_t sl_op_reduce_min(sl_opctx_t *c);
+sl_err_t sl_op_reduce_prod(sl_opctx_t *c);
+sl_err_t sl_op_reduce_sum(sl_opctx_t *c);
+sl_err_t sl_op_reduce_sum_square(sl_opctx_t *c);
+sl_err_t sl_op_relu(sl_opctx_t *c);
+sl_err_t sl_op_reshape(sl_opctx_t *c);
+sl_err_t sl_op_round(sl_opctx_t *c);
+sl_err_t sl_op_selu(sl_opctx_t *c);
+sl_err_t sl_op_shape(sl_opctx_t *c);
+sl_err_t sl_op_shrink(sl_opctx_t *c);
+sl_err_t sl_op_sigmoid(sl_opctx_t *c);
+sl_err_t sl_op_sign(sl_opctx_t *c);
+sl_err_t sl_op_sin(sl_opctx_t *c);
+sl_err_t sl_op_sinh(sl_opctx_t *c);
+sl_err_t sl_op_size(sl_opctx_t *c);
+sl_err_t sl_op_slice(sl_opctx_t *c);
+sl_err_t sl_op_softmax(sl_opctx_t *c);
+sl_err_t sl_op_softplus(sl_opctx_t *c);
+sl_err_t sl_op_softsign(sl_opctx_t *c);
+sl_err_t sl_op_split(sl_opctx_t *c);
+sl_err_t sl_op_sqrt(sl_opctx_t *c);
+sl_err_t sl_op_squeeze(sl_opctx_t *c);
+sl_err_t sl_op_sub(sl_opctx_t *c);
+sl_err_t sl_op_sum(sl_opctx_t *c);
+sl_err_t sl_op_tan(sl_opctx_t *c);
+sl_err_t sl_op_tanh(sl_opctx_t *c);
+sl_err_t sl_op_thresholded_relu(sl_opctx_t *c);
+sl_err_t sl_op_tile(sl_opctx_t *c);
+sl_err_t sl_op_transpose(sl_opctx_t *c);
+sl_err_t sl_op_unsqueeze(sl_opctx_t *c);
+sl_err_t sl_op_where(sl_opctx_t *c);
+sl_err_t sl_op_xor(sl_opctx_t *c);
+
+#endif /* SL_OPS_H */

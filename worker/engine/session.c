@@ -1,0 +1,212 @@
+/*
+ * Sessions: the interpreter of engine v0. Each value of the graph has a slot;
+ * node outputs get a buffer that the session keeps and grows across runs, so
+ * that runs at a steady batch size allocate nothing after the first.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "engine_int.h"
+
+typedef struct {
+        sl_tensor_t t;
+        void *buf; /**< owned buffer (node outputs) */
+        size_t cap;
+} slot_t;
+
+struct sl_session_s {
+        sl_model_t *model;
+        slot_t *slots; /**< model->n_values + 1 (sink) */
+        void *scratch;
+        size_t scratch_cap;
+};
+
+sl_err_t sl_session_new(sl_model_t *model, sl_session_t **sessionp)
+{
+        sl_session_t *s = calloc(1, sizeof(*s));
+        if (!s || !(s->slots = calloc(model->n_values + 1, sizeof(*s->slots)))) {
+                free(s);
+                return SL_ERR_NOMEM;
+        }
+        s->model = model;
+        for (size_t i = 0; i < model->n_values; i++)
+                if (model->values[i].kind == SL_VALUE_INITIALIZER)
+                        s->slots[i].t = model->values[i].init;
+        *sessionp = s;
+        return SL_OK;
+}
+
+void sl_session_destroy(sl_session_t *session)
+{
+        if (!session) return;
+        for (size_t i = 0; i <= session->model->n_values; i++)
+                free(session->slots[i].buf);
+        free(session->slots);
+        free(session->scratch);
+        free(session);
+}
+
+sl_err_t sl_op_fail(sl_opctx_t *c, sl_err_t err, const char *fmt, ...)
+{
+        va_list ap;
+        if (c->errstr && c->errstr_size) {
+                va_start(ap, fmt);
+                vsnprintf(c->errstr, c->errstr_size, fmt, ap);
+                va_end(ap);
+        }
+        return err;
+}
+
+void *sl_op_scratch(sl_opctx_t *c, size_t bytes)
+{
+        sl_session_t *s = c->session;
+        if (bytes > s->scratch_cap || !s->scratch) {
+                void *nb;
+                if (bytes > SL_TENSOR_BYTES_MAX) return NULL;
+                if (!(nb = realloc(s->scratch, bytes ? bytes : 1))) return NULL;
+                s->scratch = nb;
+                s->scratch_cap = bytes;
+        }
+        return s->scratch;
+}
+
+bool sl_op_has_output(const sl_opctx_t *c, int i)
+{
+        return i < c->n_out && (size_t)c->node->out[i] < c->session->model->n_values;
+}
+
+sl_tensor_t *sl_op_output(sl_opctx_t *c, int i, sl_dtype_t dt, int ndim, const int64_t *dims)
+{
+        slot_t *s;
+        int64_t n;
+        size_t esz = sl_dtype_size(dt), need;
+
+        if (i >= c->n_out) {
+                sl_op_fail(c, SL_ERR_MODEL, "output #%d is not declared", i);
+                return NULL;
+        }
+        if (ndim < 0 || ndim > SL_MAX_DIMS || (n = sl_dims_numel(ndim, dims)) < 0 || !esz ||
+            (uint64_t)n > SL_TENSOR_BYTES_MAX / esz) {
+                sl_op_fail(c, SL_ERR_SHAPE, "output #%d: invalid shape or type (rank %d, %s)", i,
+                           ndim, sl_dtype_name(dt));
+                return NULL;
+        }
+        s = &c->session->slots[c->node->out[i]];
+        need = (size_t)n * esz;
+        if (need > s->cap || !s->buf) {
+                void *nb = realloc(s->buf, need ? need : 1);
+                if (!nb) {
+                        sl_op_fail(c, SL_ERR_NOMEM, "output #%d: out of memory (%zu bytes)", i,
+                                   need);
+                        return NULL;
+                }
+                s->buf = nb;
+                s->cap = need;
+        }
+        s->t.dtype = dt;
+        s->t.ndim = ndim;
+        for (int k = 0; k < ndim; k++)
+                s->t.dims[k] = dims[k];
+        s->t.data = s->buf;
+        s->t.nbytes = need;
+        return &s->t;
+}
+
+sl_tensor_t *sl_op_output_like(sl_opctx_t *c, int i, sl_dtype_t dt, const sl_tensor_t *like)
+{
+        return sl_op_output(c, i, dt, like->ndim, like->dims);
+}
+
+static sl_err_t bind_inputs(sl_session_t *s, const sl_tensor_t *inputs, size_t n_inputs,
+                            char *errstr, size_t errstr_size)
+{
+        const sl_model_t *m = s->model;
+
+        if (n_inputs != m->n_inputs) {
+                sl_strfmt(errstr, errstr_size, "model takes %zu inputs, %zu given", m->n_inputs,
+                          n_inputs);
+                return SL_ERR_SHAPE;
+        }
+        for (size_t i = 0; i < n_inputs; i++) {
+                const sl_value_info_t *vi = &m->inputs[i];
+                const sl_tensor_t *t = &inputs[i];
+                int64_t n = sl_tensor_numel(t);
+                bool ok = vi->ndim < 0 || vi->ndim == t->ndim;
+                if (vi->dtype != SL_DT_UNDEFINED && t->dtype != vi->dtype) {
+                        sl_strfmt(errstr, errstr_size, "input '%s': type %s, model expects %s",
+                                  vi->name, sl_dtype_name(t->dtype), sl_dtype_name(vi->dtype));
+                        return SL_ERR_DATATYPE;
+                }
+                for (int k = 0; ok && vi->ndim > 0 && k < t->ndim; k++)
+                        ok = vi->dims[k] < 0 || vi->dims[k] == t->dims[k];
+                if (!ok || t->ndim < 0 || t->ndim > SL_MAX_DIMS || n < 0 ||
+                    t->nbytes != (size_t)n * sl_dtype_size(t->dtype)) {
+                        char want[128] = "", got[128] = "";
+                        size_t o = 0;
+                        for (int k = 0; k < vi->ndim && o < sizeof(want); k++)
+                                o += (size_t)snprintf(want + o, sizeof(want) - o, "%s%lld",
+                                                      k ? "," : "", (long long)vi->dims[k]);
+                        o = 0;
+                        for (int k = 0; k < t->ndim && k < SL_MAX_DIMS && o < sizeof(got); k++)
+                                o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%lld",
+                                                      k ? "," : "", (long long)t->dims[k]);
+                        sl_strfmt(errstr, errstr_size,
+                                  "input '%s': shape [%s] (%zu bytes), model expects [%s]",
+                                  vi->name, got, t->nbytes, want);
+                        return SL_ERR_SHAPE;
+                }
+                s->slots[m->input_ids[i]].t = *t;
+        }
+        return SL_OK;
+}
+
+sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t n_inputs,
+                        sl_tensor_t *outputs, size_t n_outputs, char *errstr, size_t errstr_size)
+{
+        const sl_model_t *m = session->model;
+        char why[512];
+        sl_opctx_t c;
+        sl_err_t err;
+
+        if ((err = bind_inputs(session, inputs, n_inputs, errstr, errstr_size))) return err;
+        if (n_outputs != m->n_outputs) {
+                sl_strfmt(errstr, errstr_size, "model has %zu outputs, %zu requested", m->n_outputs,
+                          n_outputs);
+                return SL_ERR_INVALID_ARG;
+        }
+        for (size_t i = 0; i < m->n_nodes; i++) {
+                const sl_node_t *nd = &m->nodes[i];
+                memset(&c, 0, sizeof(c));
+                c.session = session;
+                c.node = nd;
+                c.opset = m->opset;
+                c.n_in = nd->n_in;
+                c.n_out = nd->n_out;
+                c.errstr = why;
+                c.errstr_size = sizeof(why);
+                why[0] = '\0';
+                for (int k = 0; k < nd->n_in; k++)
+                        c.in[k] = nd->in[k] >= 0 ? &session->slots[nd->in[k]].t : NULL;
+                if ((err = nd->op->run(&c))) {
+                        if (nd->name[0])
+                                sl_strfmt(errstr, errstr_size, "node '%s' (#%zu, %s): %s", nd->name,
+                                          nd->index, nd->proto->op_type, why);
+                        else
+                                sl_strfmt(errstr, errstr_size, "node #%zu (%s): %s", nd->index,
+                                          nd->proto->op_type, why);
+                        return err;
+                }
+        }
+        for (size_t i = 0; i < n_outputs; i++)
+                outputs[i] = session->slots[m->output_ids[i]].t;
+        return SL_OK;
+}
+
+const char *sl_engine_blas_core(void)
+{
+        const char *name = openblas_get_corename();
+        return name ? name : "unknown";
+}
