@@ -741,6 +741,14 @@ static void test_bad_tensors(void **state)
                "req-1");
         raw_tensor(&w, "INT64", 2, d23, 24);
         expect(&w, SL_ERR_BAD_REQUEST, "needs 48", "req-1");
+        req_head(&w);
+        w_str(&w, "BOOL");
+        w_shape(&w, 0, NULL);
+        w_long(&w, 0);
+        w_str(&w, "\x25");
+        req_tail(&w);
+        expect(&w, SL_ERR_BAD_REQUEST, "inputs[0].data: BOOL element 0 is byte 0x25, not 0 or 1",
+               "req-1");
 
         /* Typed arrays: count mismatch, wrong branch, range checks. */
         req_head(&w);
@@ -802,6 +810,32 @@ static void test_bad_tensors(void **state)
         w_long(&w, 0);
         req_tail(&w);
         expect(&w, SL_OK, NULL, NULL);
+        /* Duplicate parameter keys: the last value wins, order kept. */
+        raw_tensor(&w, "FP32", 0, NULL, 4);
+        w.n -= 2; /* parameters and label */
+        w_long(&w, 3);
+        w_str(&w, "a");
+        w_str(&w, "1");
+        w_str(&w, "b");
+        w_str(&w, "2");
+        w_str(&w, "a");
+        w_str(&w, "3");
+        w_long(&w, 0);
+        w_long(&w, 0);
+        {
+                sl_request_t *req = NULL;
+                char errstr[256];
+
+                assert_int_equal(sl_codec_decode_request(codecs[0], w.b, w.n, &req, NULL, errstr,
+                                                         sizeof(errstr)),
+                                 SL_OK);
+                assert_int_equal(req->n_parameters, 2);
+                assert_string_equal(req->param_keys[0], "b");
+                assert_string_equal(req->param_values[0], "2");
+                assert_string_equal(req->param_keys[1], "a");
+                assert_string_equal(req->param_values[1], "3");
+                sl_request_destroy(req);
+        }
         /* No inputs at all. */
         w.n = 0;
         w_str(&w, "r");

@@ -306,6 +306,15 @@ static int finish_tensor(dec_t *d, tensor_acc_t *t, sl_named_tensor_t *out)
                             shape, t->datatype, nbytes);
                         return 1;
                 }
+                /* ONNX bool is one byte, 0 or 1; kernels may read it as C bool,
+                 * for which any other byte is undefined behaviour. */
+                for (size_t i = 0; dt == SL_DT_BOOL && i < nbytes; i++) {
+                        if (t->raw[i] > 1) {
+                                bad(d, ".data", "BOOL element %zu is byte 0x%02x, not 0 or 1", i,
+                                    t->raw[i]);
+                                return 1;
+                        }
+                }
                 data = malloc(nbytes ? nbytes : 1);
                 if (!data) return -1;
                 memcpy(data, t->raw, nbytes);
@@ -448,6 +457,57 @@ static int read_parameters(dec_t *d, sl_request_t *req)
         }
 }
 
+typedef struct param_ref_s {
+        const char *key;
+        size_t pos;
+} param_ref_t;
+
+static int param_cmp(const void *a, const void *b)
+{
+        const param_ref_t *x = a, *y = b;
+        int c = strcmp(x->key, y->key);
+
+        if (c) return c;
+        return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Avro leaves duplicate map keys undefined; like the Java and Python
+ * readers (and avro-c's own map), the last value wins. Sorting keeps this
+ * O(n log n) whatever the input. */
+static int dedupe_parameters(dec_t *d, sl_request_t *req)
+{
+        size_t n = req->n_parameters, j = 0;
+        param_ref_t *refs;
+        uint8_t *drop;
+
+        if (n < 2) return 0;
+        refs = malloc(n * sizeof(*refs));
+        drop = calloc(n, 1);
+        if (!refs || !drop) {
+                free(refs);
+                free(drop);
+                return oom(d);
+        }
+        for (size_t i = 0; i < n; i++)
+                refs[i] = (param_ref_t){req->param_keys[i], i};
+        qsort(refs, n, sizeof(*refs), param_cmp);
+        for (size_t i = 0; i + 1 < n; i++)
+                if (!strcmp(refs[i].key, refs[i + 1].key)) drop[refs[i].pos] = 1;
+        for (size_t i = 0; i < n; i++) {
+                if (drop[i]) {
+                        free(req->param_keys[i]);
+                        free(req->param_values[i]);
+                        continue;
+                }
+                req->param_keys[j] = req->param_keys[i];
+                req->param_values[j++] = req->param_values[i];
+        }
+        req->n_parameters = j;
+        free(refs);
+        free(drop);
+        return 0;
+}
+
 /* An optional field ["null", T]: *present says whether T follows. */
 static int read_optional(dec_t *d, size_t f, int *present)
 {
@@ -486,7 +546,7 @@ static int read_request(dec_t *d, sl_request_t *req)
                                 rc = read_outputs(d, req);
                         break;
                 case RQ_PARAMETERS:
-                        rc = read_parameters(d, req);
+                        if (!(rc = read_parameters(d, req))) rc = dedupe_parameters(d, req);
                         break;
                 case RQ_LABEL:
                         if (!(rc = read_optional(d, f, &present)) && present) {
