@@ -1,0 +1,134 @@
+/* Model repository: config.cfg errors name file and line; top-k; routing to versions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "repo/repo.h"
+
+static char root[256];
+
+static void write_file(const char *path, const char *text)
+{
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs(text, fp);
+        fclose(fp);
+}
+
+static int make_root(void **state)
+{
+        (void)state;
+        snprintf(root, sizeof(root), "/tmp/sl_repo_XXXXXX");
+        assert_non_null(mkdtemp(root));
+        return 0;
+}
+
+static int remove_root(void **state)
+{
+        char cmd[300];
+        (void)state;
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+        return system(cmd);
+}
+
+/* A model folder with the shipped Fashion-MNIST model copied as version N. */
+static void add_model(const char *name, const char *version, const char *config)
+{
+        char path[512], cmd[2048];
+        snprintf(path, sizeof(path), "%s/%s/%s", root, name, version);
+        snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/models/fashion_cnn/1/model.onnx' '%s/'",
+                 path, SL_SOURCE_DIR, path);
+        assert_int_equal(system(cmd), 0);
+        snprintf(path, sizeof(path), "%s/%s/config.cfg", root, name);
+        write_file(path, config);
+}
+
+static void test_config_error_names_file_and_line(void **state)
+{
+        char errstr[512], path[512];
+        sl_repo_t *repo = NULL;
+        (void)state;
+        add_model("m", "1", "max_batch_size = 8;\n\nmax_batch_sise = 4;\n");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_ERR_CONFIG);
+        snprintf(path, sizeof(path), "%s/m/config.cfg:3: unknown setting 'max_batch_sise'", root);
+        assert_non_null(strstr(errstr, path));
+        assert_null(repo);
+
+        add_model("m", "1", "max_batch_size = \"big\";\n");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_ERR_CONFIG);
+        assert_non_null(strstr(errstr, "config.cfg:1: max_batch_size: expected integer"));
+
+        add_model("m", "1", "output_kind = \"scores\";\n");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_ERR_CONFIG);
+        assert_non_null(strstr(errstr, "config.cfg:1: output_kind"));
+
+        add_model("m", "1", "top_k = 3\nlabels_file = ;\n");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_ERR_CONFIG);
+        assert_non_null(strstr(errstr, "syntax error"));
+}
+
+static void test_versions_and_labels(void **state)
+{
+        char errstr[512], path[512];
+        sl_repo_t *repo = NULL;
+        const sl_repo_model_t *m;
+        (void)state;
+        add_model("m", "2", "top_k = 2;\noutput_kind = \"logits\";\n");
+        add_model("m", "10", "top_k = 2;\noutput_kind = \"logits\";\n");
+        snprintf(path, sizeof(path), "%s/m/labels.txt", root);
+        write_file(path, "zero\n\ntwo\n");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_OK);
+        m = sl_repo_find(repo, "m", NULL);
+        assert_non_null(m);
+        assert_string_equal(m->version, "10"); /* numeric, not lexical, order */
+        assert_string_equal(sl_repo_find(repo, "m", "2")->version, "2");
+        assert_null(sl_repo_find(repo, "m", "3"));
+        assert_null(sl_repo_find(repo, "other", NULL));
+        assert_int_equal(m->n_labels, 3); /* an empty line still names class 1 */
+        assert_string_equal(m->labels[2], "two");
+        assert_int_equal(m->top_k, 2);
+        sl_repo_destroy(repo);
+}
+
+static void test_top_k(void **state)
+{
+        sl_repo_model_t m = {0};
+        float scores[5] = {0.1f, 0.4f, 0.05f, 0.4f, 0.05f};
+        float logits[3] = {1.0f, 3.0f, 2.0f};
+        int32_t idx[5];
+        float prob[5];
+        (void)state;
+        m.output_kind = SL_OUTPUT_PROBABILITIES;
+        assert_int_equal(sl_repo_top_k(&m, scores, 5, 3, idx, prob), 3);
+        assert_int_equal(idx[0], 1); /* tie: lower index first */
+        assert_int_equal(idx[1], 3);
+        assert_int_equal(idx[2], 0);
+        assert_int_equal(sl_repo_top_k(&m, scores, 5, 9, idx, prob), 5);
+
+        m.output_kind = SL_OUTPUT_LOGITS;
+        assert_int_equal(sl_repo_top_k(&m, logits, 3, 2, idx, prob), 2);
+        assert_int_equal(idx[0], 1);
+        assert_int_equal(idx[1], 2);
+        /* softmax([1,3,2]) = [0.0900, 0.6652, 0.2447] */
+        assert_float_equal(prob[0], 0.66524096f, 1e-6);
+        assert_float_equal(prob[1], 0.24472847f, 1e-6);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_config_error_names_file_and_line, make_root,
+                                            remove_root),
+            cmocka_unit_test_setup_teardown(test_versions_and_labels, make_root, remove_root),
+            cmocka_unit_test(test_top_k),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
