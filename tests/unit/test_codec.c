@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "codec/codec.h"
 
@@ -852,6 +853,55 @@ static void test_bad_tensors(void **state)
         expect(&w, SL_ERR_DECODE, "truncated", "req-1");
 }
 
+/* ---- threads: one codec shared by several encoders/decoders -------------- */
+
+static void *codec_worker(void *arg)
+{
+        sl_codec_t *codec = codecs[(uintptr_t)arg & 1];
+        sl_request_t in = {.id = "t", .model_name = "m", .n_inputs = N_TENSORS, .inputs = tensors};
+        sl_response_t resp = {.id = "t", .n_outputs = 3, .outputs = tensors};
+        uintptr_t failures = 0;
+
+        for (int i = 0; i < 200; i++) {
+                sl_response_decoded_t *rd = NULL;
+                sl_request_t *out = NULL;
+                char errstr[256];
+                void *buf = NULL;
+                size_t len;
+
+                if (sl_codec_encode_request(codec, &in, i & 1, &buf, &len) ||
+                    sl_codec_decode_request(codec, buf, len, &out, NULL, errstr, sizeof(errstr)) ||
+                    out->n_inputs != N_TENSORS ||
+                    memcmp(out->inputs[0].tensor.data, f32, sizeof(f32)))
+                        failures++;
+                sl_request_destroy(out);
+                free(buf);
+                buf = NULL;
+                if (sl_codec_encode_response(codec, &resp, &buf, &len) ||
+                    sl_codec_decode_response(codec, buf, len, &rd, errstr, sizeof(errstr)) ||
+                    rd->n_outputs != 3)
+                        failures++;
+                sl_response_decoded_destroy(rd);
+                free(buf);
+        }
+        return (void *)failures;
+}
+
+static void test_shared_codec_threads(void **state)
+{
+        pthread_t th[4];
+
+        (void)state;
+        for (uintptr_t i = 0; i < 4; i++)
+                assert_int_equal(pthread_create(&th[i], NULL, codec_worker, (void *)i), 0);
+        for (int i = 0; i < 4; i++) {
+                void *failures = NULL;
+
+                assert_int_equal(pthread_join(th[i], &failures), 0);
+                assert_int_equal((uintptr_t)failures, 0);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -867,6 +917,7 @@ int main(void)
             cmocka_unit_test(test_hostile_lengths),
             cmocka_unit_test(test_hostile_unions),
             cmocka_unit_test(test_bad_tensors),
+            cmocka_unit_test(test_shared_codec_threads),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
