@@ -165,4 +165,17 @@ sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t
  */
 const char *sl_engine_blas_core(void);
 
+
+/**
+ * @brief The OpenBLAS core this CPU should run when OpenBLAS fell back to a
+ *        generic one (see DESIGN.md, "CPU kernels").
+ *
+ * @returns "SkylakeX" (AVX-512 F/VL/BW/DQ) or "Haswell" (AVX2 + FMA) when the
+ *          active core predates AVX2 on a CPU that has it; NULL when the core
+ *          is fine or the user set OPENBLAS_CORETYPE (always respected).
+ * @remark OpenBLAS reads OPENBLAS_CORETYPE only at initialisation: the caller
+ *         sets it and re-executes the process (worker/cli/main.c does).
+ */
+const char *sl_engine_blas_core_preferred(void);
+
 #endif /* SL_ENGINE_H */

@@ -1,0 +1,724 @@
+/*
+ * Unit tests of the engine: operators against hand-computed values on tiny
+ * models built in memory (protobuf-c ModelProto packed to a temp file), and
+ * the loader's error messages on broken and hostile files.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine/engine.h"
+#include "onnx.pb-c.h"
+
+/* ---- a tiny ModelProto builder; every allocation is freed by b_reset() ---- */
+
+static void *allocs[4096];
+static size_t n_allocs;
+
+static void *b_alloc(size_t size)
+{
+        void *p = calloc(1, size);
+        assert_non_null(p);
+        assert_true(n_allocs < sizeof(allocs) / sizeof(allocs[0]));
+        allocs[n_allocs++] = p;
+        return p;
+}
+
+static void b_reset(void)
+{
+        while (n_allocs)
+                free(allocs[--n_allocs]);
+}
+
+static char *b_str(const char *s)
+{
+        char *p = b_alloc(strlen(s) + 1);
+        memcpy(p, s, strlen(s) + 1);
+        return p;
+}
+
+typedef struct {
+        Onnx__ModelProto model;
+        Onnx__GraphProto graph;
+        Onnx__OperatorSetIdProto opset;
+        Onnx__OperatorSetIdProto *opsets[1];
+        Onnx__NodeProto *nodes[16];
+        Onnx__TensorProto *inits[16];
+        Onnx__ValueInfoProto *inputs[8], *outputs[8];
+} builder_t;
+
+static void b_init(builder_t *b, int64_t opset)
+{
+        memset(b, 0, sizeof(*b));
+        onnx__model_proto__init(&b->model);
+        onnx__graph_proto__init(&b->graph);
+        onnx__operator_set_id_proto__init(&b->opset);
+        b->opset.domain = b_str("");
+        b->opset.has_version = 1;
+        b->opset.version = opset;
+        b->opsets[0] = &b->opset;
+        b->model.has_ir_version = 1;
+        b->model.ir_version = 8;
+        b->model.n_opset_import = 1;
+        b->model.opset_import = b->opsets;
+        b->model.producer_name = b_str("test_engine");
+        b->model.graph = &b->graph;
+        b->graph.name = b_str("g");
+        b->graph.node = b->nodes;
+        b->graph.initializer = b->inits;
+        b->graph.input = b->inputs;
+        b->graph.output = b->outputs;
+}
+
+/* A value info; ndim -1 = no shape; dims[i] == -1 becomes dim_param "N". */
+static Onnx__ValueInfoProto *b_value(const char *name, int dtype, int ndim, const int64_t *dims)
+{
+        Onnx__ValueInfoProto *vi = b_alloc(sizeof(*vi));
+        Onnx__TypeProto *tp = b_alloc(sizeof(*tp));
+        Onnx__TypeProto__Tensor *tt = b_alloc(sizeof(*tt));
+        onnx__value_info_proto__init(vi);
+        onnx__type_proto__init(tp);
+        onnx__type_proto__tensor__init(tt);
+        vi->name = b_str(name);
+        vi->type = tp;
+        tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+        tp->tensor_type = tt;
+        tt->has_elem_type = 1;
+        tt->elem_type = dtype;
+        if (ndim >= 0) {
+                Onnx__TensorShapeProto *sh = b_alloc(sizeof(*sh));
+                onnx__tensor_shape_proto__init(sh);
+                sh->n_dim = (size_t)ndim;
+                sh->dim = b_alloc(sizeof(*sh->dim) * (size_t)(ndim + 1));
+                for (int i = 0; i < ndim; i++) {
+                        Onnx__TensorShapeProto__Dimension *d = b_alloc(sizeof(*d));
+                        onnx__tensor_shape_proto__dimension__init(d);
+                        if (dims[i] < 0) {
+                                d->value_case =
+                                    ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+                                d->dim_param = b_str("N");
+                        } else {
+                                d->value_case =
+                                    ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+                                d->dim_value = dims[i];
+                        }
+                        sh->dim[i] = d;
+                }
+                tt->shape = sh;
+        }
+        return vi;
+}
+
+static void b_input(builder_t *b, const char *name, int ndim, const int64_t *dims)
+{
+        b->inputs[b->graph.n_input++] = b_value(name, 1, ndim, dims);
+}
+
+static void b_output(builder_t *b, const char *name)
+{
+        b->outputs[b->graph.n_output++] = b_value(name, 1, -1, NULL);
+}
+
+static Onnx__TensorProto *b_tensor(const char *name, int ndim, const int64_t *dims,
+                                   const float *vals, size_t n)
+{
+        Onnx__TensorProto *t = b_alloc(sizeof(*t));
+        onnx__tensor_proto__init(t);
+        t->name = b_str(name);
+        t->has_data_type = 1;
+        t->data_type = 1;
+        t->n_dims = (size_t)ndim;
+        t->dims = b_alloc(sizeof(int64_t) * (size_t)(ndim + 1));
+        memcpy(t->dims, dims, sizeof(int64_t) * (size_t)ndim);
+        t->n_float_data = n;
+        t->float_data = b_alloc(sizeof(float) * (n + 1));
+        memcpy(t->float_data, vals, sizeof(float) * n);
+        return t;
+}
+
+static void b_init_f(builder_t *b, const char *name, int ndim, const int64_t *dims,
+                     const float *vals, size_t n)
+{
+        b->inits[b->graph.n_initializer++] = b_tensor(name, ndim, dims, vals, n);
+}
+
+static void b_init_i64(builder_t *b, const char *name, const int64_t *vals, size_t n)
+{
+        Onnx__TensorProto *t = b_alloc(sizeof(*t));
+        onnx__tensor_proto__init(t);
+        t->name = b_str(name);
+        t->has_data_type = 1;
+        t->data_type = 7;
+        t->n_dims = 1;
+        t->dims = b_alloc(sizeof(int64_t));
+        t->dims[0] = (int64_t)n;
+        t->n_int64_data = n;
+        t->int64_data = b_alloc(sizeof(int64_t) * (n + 1));
+        memcpy(t->int64_data, vals, sizeof(int64_t) * n);
+        b->inits[b->graph.n_initializer++] = t;
+}
+
+/* Node with inputs/outputs as comma-separated lists ("" entries allowed). */
+static Onnx__NodeProto *b_node(builder_t *b, const char *op, const char *name, const char *ins,
+                               const char *outs)
+{
+        Onnx__NodeProto *n = b_alloc(sizeof(*n));
+        const char *lists[2] = {ins, outs};
+        onnx__node_proto__init(n);
+        n->op_type = b_str(op);
+        n->name = b_str(name);
+        n->attribute = b_alloc(sizeof(*n->attribute) * 8);
+        for (int l = 0; l < 2; l++) {
+                char **arr = b_alloc(sizeof(char *) * 16);
+                size_t cnt = 0;
+                const char *s = lists[l];
+                while (*s) {
+                        const char *e = strchr(s, ',');
+                        size_t len = e ? (size_t)(e - s) : strlen(s);
+                        char *v = b_alloc(len + 1);
+                        memcpy(v, s, len);
+                        arr[cnt++] = v;
+                        if (!e) break;
+                        s = e + 1;
+                }
+                if (l == 0) {
+                        n->input = arr;
+                        n->n_input = cnt;
+                } else {
+                        n->output = arr;
+                        n->n_output = cnt;
+                }
+        }
+        b->nodes[b->graph.n_node++] = n;
+        return n;
+}
+
+static Onnx__AttributeProto *attr_new(Onnx__NodeProto *n, const char *name)
+{
+        Onnx__AttributeProto *a = b_alloc(sizeof(*a));
+        onnx__attribute_proto__init(a);
+        a->name = b_str(name);
+        a->has_type = 1;
+        n->attribute[n->n_attribute++] = a;
+        return a;
+}
+
+static void attr_i(Onnx__NodeProto *n, const char *name, int64_t v)
+{
+        Onnx__AttributeProto *a = attr_new(n, name);
+        a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+        a->has_i = 1;
+        a->i = v;
+}
+
+static void attr_ints(Onnx__NodeProto *n, const char *name, const int64_t *v, size_t cnt)
+{
+        Onnx__AttributeProto *a = attr_new(n, name);
+        a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+        a->n_ints = cnt;
+        a->ints = b_alloc(sizeof(int64_t) * (cnt + 1));
+        memcpy(a->ints, v, sizeof(int64_t) * cnt);
+}
+
+static void attr_s(Onnx__NodeProto *n, const char *name, const char *v)
+{
+        Onnx__AttributeProto *a = attr_new(n, name);
+        a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+        a->has_s = 1;
+        a->s.data = (uint8_t *)b_str(v);
+        a->s.len = strlen(v);
+}
+
+static void attr_f(Onnx__NodeProto *n, const char *name, float v)
+{
+        Onnx__AttributeProto *a = attr_new(n, name);
+        a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+        a->has_f = 1;
+        a->f = v;
+}
+
+static char tmp_path[64];
+
+/* Packs the model to a temp file; returns its path. */
+static const char *b_write(builder_t *b)
+{
+        size_t len = onnx__model_proto__get_packed_size(&b->model);
+        uint8_t *buf = malloc(len + 1);
+        int fd;
+        assert_non_null(buf);
+        onnx__model_proto__pack(&b->model, buf);
+        snprintf(tmp_path, sizeof(tmp_path), "/tmp/sl_test_engine_XXXXXX");
+        fd = mkstemp(tmp_path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, buf, len), (ssize_t)len);
+        close(fd);
+        free(buf);
+        return tmp_path;
+}
+
+static sl_model_t *b_load(builder_t *b)
+{
+        char err[512] = "";
+        sl_model_t *m = NULL;
+        sl_err_t e = sl_model_load(b_write(b), &m, err, sizeof(err));
+        unlink(tmp_path);
+        if (e) fail_msg("load failed: %s", err);
+        return m;
+}
+
+/* Runs a one-input, one-output model; compares with expected (abs tol 1e-5). */
+static void run_check(builder_t *b, const float *x, int ndim, const int64_t *dims,
+                      const float *want, int want_ndim, const int64_t *want_dims)
+{
+        sl_model_t *m = b_load(b);
+        sl_session_t *s = NULL;
+        sl_tensor_t in = {0}, out = {0};
+        char err[512] = "";
+        int64_t n = 1;
+
+        in.dtype = SL_DT_FLOAT;
+        in.ndim = ndim;
+        for (int i = 0; i < ndim; i++) {
+                in.dims[i] = dims[i];
+                n *= dims[i];
+        }
+        in.data = (void *)x;
+        in.nbytes = (size_t)n * sizeof(float);
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        if (sl_session_run(s, &in, 1, &out, 1, err, sizeof(err))) fail_msg("run failed: %s", err);
+        assert_int_equal(out.ndim, want_ndim);
+        for (int i = 0; i < want_ndim; i++)
+                assert_int_equal(out.dims[i], want_dims[i]);
+        for (int64_t i = 0; i < sl_tensor_numel(&out); i++) {
+                float g = ((const float *)out.data)[i];
+                if (fabsf(g - want[i]) > 1e-5f + 1e-4f * fabsf(want[i]))
+                        fail_msg("element %lld: got %.7g, expected %.7g", (long long)i, g, want[i]);
+        }
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+        b_reset();
+}
+
+/* ---- operators ---- */
+
+static void test_dtype(void **state)
+{
+        (void)state;
+        assert_int_equal(sl_dtype_size(SL_DT_FLOAT), 4);
+        assert_int_equal(sl_dtype_size(SL_DT_INT64), 8);
+        assert_int_equal(sl_dtype_size(SL_DT_BOOL), 1);
+        assert_int_equal(sl_dtype_size(SL_DT_STRING), 0);
+        assert_string_equal(sl_dtype_name(SL_DT_INT32), "int32");
+        assert_non_null(sl_engine_blas_core());
+}
+
+static void test_conv_bias_pads_strides(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1, 1, 3, 3}, wd[] = {1, 1, 2, 2}, bd[] = {1};
+        static const float x[] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[] = {1, 1, 1, 1}, bias[] = {0.5f};
+        /* pads 1 all round, stride 2: windows start at -1 and 1 in each dimension. */
+        static const float want[] = {1.5f, 5.5f, 11.5f, 28.5f};
+        static const int64_t od[] = {1, 1, 2, 2}, pads[] = {1, 1, 1, 1}, st[] = {2, 2};
+        Onnx__NodeProto *n;
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 4, xd);
+        b_init_f(&b, "w", 4, wd, w, 4);
+        b_init_f(&b, "b", 1, bd, bias, 1);
+        n = b_node(&b, "Conv", "conv", "x,w,b", "y");
+        attr_ints(n, "pads", pads, 4);
+        attr_ints(n, "strides", st, 2);
+        b_output(&b, "y");
+        run_check(&b, x, 4, xd, want, 4, od);
+}
+
+static void test_conv_groups_same_upper(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1, 2, 2, 2}, wd[] = {2, 1, 2, 2};
+        static const float x[] = {1, 2, 3, 4, 10, 20, 30, 40};
+        static const float w[] = {1, 0, 0, 0, 0, 0, 0, 1};
+        /* SAME_UPPER with k=2: pad 0 before, 1 after. Group 0 picks the top-left
+         * tap, group 1 the bottom-right tap (zero beyond the input). */
+        static const float want[] = {1, 2, 3, 4, 40, 0, 0, 0};
+        static const int64_t od[] = {1, 2, 2, 2};
+        Onnx__NodeProto *n;
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 4, xd);
+        b_init_f(&b, "w", 4, wd, w, 8);
+        n = b_node(&b, "Conv", "dw", "x,w", "y");
+        attr_i(n, "group", 2);
+        attr_s(n, "auto_pad", "SAME_UPPER");
+        b_output(&b, "y");
+        run_check(&b, x, 4, xd, want, 4, od);
+}
+
+static void test_maxpool_ceil_mode(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1, 1, 4, 4}, k[] = {3, 3}, st[] = {2, 2};
+        float x[16];
+        static const float want[] = {11, 12, 15, 16};
+        static const int64_t od[] = {1, 1, 2, 2};
+        Onnx__NodeProto *n;
+        (void)state;
+        for (int i = 0; i < 16; i++)
+                x[i] = (float)(i + 1);
+        b_init(&b, 13);
+        b_input(&b, "x", 4, xd);
+        n = b_node(&b, "MaxPool", "pool", "x", "y");
+        attr_ints(n, "kernel_shape", k, 2);
+        attr_ints(n, "strides", st, 2);
+        attr_i(n, "ceil_mode", 1);
+        b_output(&b, "y");
+        run_check(&b, x, 4, xd, want, 4, od);
+}
+
+static void test_avgpool_count_include_pad(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1, 1, 2, 2}, k[] = {2, 2}, pads[] = {1, 1, 0, 0};
+        static const float x[] = {1, 2, 3, 4};
+        /* windows at -1: {pad,pad,pad,1}/4, {pad,pad,1,2}/4, ... */
+        static const float want[] = {0.25f, 0.75f, 1.0f, 2.5f};
+        static const int64_t od[] = {1, 1, 2, 2};
+        Onnx__NodeProto *n;
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 4, xd);
+        n = b_node(&b, "AveragePool", "pool", "x", "y");
+        attr_ints(n, "kernel_shape", k, 2);
+        attr_ints(n, "pads", pads, 4);
+        attr_i(n, "count_include_pad", 1);
+        b_output(&b, "y");
+        run_check(&b, x, 4, xd, want, 4, od);
+}
+
+static void test_gemm_transb_broadcast_c(void **state)
+{
+        builder_t b;
+        static const int64_t ad[] = {2, 3}, bd[] = {2, 3}, cd[] = {2};
+        static const float a[] = {1, 2, 3, 4, 5, 6}, bm[] = {1, 0, 1, 0, 1, 0}, c[] = {10, 20};
+        /* Y = 2 * A * B^T + 0.5 * C: rows (1+3, 2) and (4+6, 5) */
+        static const float want[] = {13, 14, 25, 20};
+        static const int64_t od[] = {2, 2};
+        Onnx__NodeProto *n;
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "a", 2, ad);
+        b_init_f(&b, "b", 2, bd, bm, 6);
+        b_init_f(&b, "c", 1, cd, c, 2);
+        n = b_node(&b, "Gemm", "fc", "a,b,c", "y");
+        attr_i(n, "transB", 1);
+        attr_f(n, "alpha", 2.0f);
+        attr_f(n, "beta", 0.5f);
+        b_output(&b, "y");
+        run_check(&b, a, 2, ad, want, 2, od);
+}
+
+static void test_matmul_batched_broadcast(void **state)
+{
+        builder_t b;
+        static const int64_t ad[] = {2, 1, 2}, bd[] = {2, 2};
+        static const float a[] = {1, 2, 3, 4}, bm[] = {1, 1, 0, 1};
+        static const float want[] = {1, 3, 3, 7};
+        static const int64_t od[] = {2, 1, 2};
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "a", 3, ad);
+        b_init_f(&b, "b", 2, bd, bm, 4);
+        b_node(&b, "MatMul", "mm", "a,b", "y");
+        b_output(&b, "y");
+        run_check(&b, a, 3, ad, want, 3, od);
+}
+
+static void test_add_broadcast_relu(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {2, 3}, cd[] = {3};
+        static const float x[] = {-1, 0, 1, 2, -3, 4}, c[] = {0.5f, -1, 1};
+        static const float want[] = {0, 0, 2, 2.5f, 0, 5};
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 2, xd);
+        b_init_f(&b, "c", 1, cd, c, 3);
+        b_node(&b, "Add", "add", "x,c", "s");
+        b_node(&b, "Relu", "relu", "s", "y");
+        b_output(&b, "y");
+        run_check(&b, x, 2, xd, want, 2, xd);
+}
+
+static void test_reshape_zero_minus_one(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {2, 3, 2}, shape[] = {0, -1}, od[] = {2, 6};
+        static const float x[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 3, xd);
+        b_init_i64(&b, "shape", shape, 2);
+        b_node(&b, "Reshape", "r", "x,shape", "y");
+        b_output(&b, "y");
+        run_check(&b, x, 3, xd, x, 2, od);
+}
+
+/* Softmax on [1,2,2]: opset 11 coerces to [1,4] (axis 1), opset 13 uses axis -1. */
+static void test_softmax_opset_semantics(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1, 2, 2};
+        static const float x[] = {0, 0, 0, 0};
+        static const float want11[] = {0.25f, 0.25f, 0.25f, 0.25f};
+        static const float want13[] = {0.5f, 0.5f, 0.5f, 0.5f};
+        (void)state;
+        b_init(&b, 11);
+        b_input(&b, "x", 3, xd);
+        b_node(&b, "Softmax", "sm", "x", "y");
+        b_output(&b, "y");
+        run_check(&b, x, 3, xd, want11, 3, xd);
+        b_init(&b, 13);
+        b_input(&b, "x", 3, xd);
+        b_node(&b, "Softmax", "sm", "x", "y");
+        b_output(&b, "y");
+        run_check(&b, x, 3, xd, want13, 3, xd);
+}
+
+static void test_batchnorm_flatten(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1, 2, 1, 1}, cd[] = {2}, od[] = {1, 2};
+        static const float x[] = {3, 5}, sc[] = {2, 1}, bi[] = {1, 0}, mu[] = {1, 5},
+                           var[] = {4, 1};
+        /* (3-1)/2*2+1 = 3, (5-5)/1*1+0 = 0 (epsilon 0) */
+        static const float want[] = {3, 0};
+        Onnx__NodeProto *n;
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 4, xd);
+        b_init_f(&b, "sc", 1, cd, sc, 2);
+        b_init_f(&b, "bi", 1, cd, bi, 2);
+        b_init_f(&b, "mu", 1, cd, mu, 2);
+        b_init_f(&b, "var", 1, cd, var, 2);
+        n = b_node(&b, "BatchNormalization", "bn", "x,sc,bi,mu,var", "t");
+        attr_f(n, "epsilon", 0.0f);
+        b_node(&b, "Flatten", "flat", "t", "y");
+        b_output(&b, "y");
+        run_check(&b, x, 4, xd, want, 2, od);
+}
+
+/* ---- loader ---- */
+
+static void expect_load_error(builder_t *b, sl_err_t want, const char *const *needles)
+{
+        char err[512] = "";
+        sl_model_t *m = NULL;
+        const char *path = b_write(b);
+        sl_err_t e = sl_model_load(path, &m, err, sizeof(err));
+        unlink(tmp_path);
+        assert_null(m);
+        if (e != want)
+                fail_msg("error %s (%s), expected %s", sl_err_name(e), err, sl_err_name(want));
+        assert_non_null(strstr(err, tmp_path)); /* names the file */
+        for (; *needles; needles++)
+                if (!strstr(err, *needles)) fail_msg("'%s' not in error: %s", *needles, err);
+        b_reset();
+}
+
+static void test_load_unknown_input(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1};
+        static const char *const needles[] = {"relu7", "Relu", "'nope'", NULL};
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 1, xd);
+        b_node(&b, "Relu", "relu7", "nope", "y");
+        b_output(&b, "y");
+        expect_load_error(&b, SL_ERR_MODEL, needles);
+}
+
+static void test_load_cycle(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1};
+        static const char *const needles[] = {"cycle", "Add", NULL};
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 1, xd);
+        b_node(&b, "Add", "a", "x,q", "p");
+        b_node(&b, "Add", "b", "x,p", "q");
+        b_output(&b, "q");
+        expect_load_error(&b, SL_ERR_MODEL, needles);
+}
+
+static void test_load_unsupported_op_and_attr(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1, 1, 2, 2}, k[] = {2, 2};
+        static const char *const needles[] = {"#0", "FancyOp", "not supported", NULL};
+        static const char *const needles2[] = {"'p1'", "MaxPool", "auto_pad", NULL};
+        Onnx__NodeProto *n;
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 4, xd);
+        b_node(&b, "FancyOp", "", "x", "y");
+        b_output(&b, "y");
+        expect_load_error(&b, SL_ERR_UNSUPPORTED, needles);
+        b_init(&b, 13);
+        b_input(&b, "x", 4, xd);
+        n = b_node(&b, "MaxPool", "p1", "x", "y");
+        attr_ints(n, "kernel_shape", k, 2);
+        attr_s(n, "auto_pad", "SOMETIMES");
+        b_output(&b, "y");
+        expect_load_error(&b, SL_ERR_UNSUPPORTED, needles2);
+}
+
+static void test_load_hostile_initializers(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1}, neg[] = {-4}, huge[] = {INT64_MAX / 2, 4};
+        static const float v[] = {1, 2, 3, 4};
+        static const char *const needles[] = {"'w'", "negative", NULL};
+        static const char *const needles2[] = {"'w'", NULL};
+        static const char *const needles3[] = {"'w'", "external", NULL};
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 1, xd);
+        b_init_f(&b, "w", 1, neg, v, 4);
+        b_node(&b, "Add", "a", "x,w", "y");
+        b_output(&b, "y");
+        expect_load_error(&b, SL_ERR_MODEL, needles);
+
+        b_init(&b, 13);
+        b_input(&b, "x", 1, xd);
+        b_init_f(&b, "w", 2, huge, v, 4);
+        b_node(&b, "Add", "a", "x,w", "y");
+        b_output(&b, "y");
+        expect_load_error(&b, SL_ERR_MODEL, needles2);
+
+        b_init(&b, 13);
+        b_input(&b, "x", 1, xd);
+        b_init_f(&b, "w", 1, xd, v, 1);
+        b.inits[0]->has_data_location = 1;
+        b.inits[0]->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+        b_node(&b, "Add", "a", "x,w", "y");
+        b_output(&b, "y");
+        expect_load_error(&b, SL_ERR_UNSUPPORTED, needles3);
+}
+
+static void test_load_truncated(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {1, 3};
+        char err[512] = "";
+        sl_model_t *m = NULL;
+        size_t len;
+        uint8_t *buf;
+        FILE *fp;
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "x", 2, xd);
+        b_node(&b, "Relu", "r", "x", "y");
+        b_output(&b, "y");
+        len = onnx__model_proto__get_packed_size(&b.model);
+        buf = malloc(len);
+        assert_non_null(buf);
+        onnx__model_proto__pack(&b.model, buf);
+        /* Every truncation either loads a smaller valid model or fails cleanly. */
+        for (size_t cut = 1; cut < len; cut++) {
+                snprintf(tmp_path, sizeof(tmp_path), "/tmp/sl_test_engine_trunc.onnx");
+                fp = fopen(tmp_path, "wb");
+                assert_non_null(fp);
+                assert_int_equal(fwrite(buf, 1, cut, fp), cut);
+                fclose(fp);
+                if (sl_model_load(tmp_path, &m, err, sizeof(err)) == SL_OK) {
+                        sl_model_destroy(m);
+                        m = NULL;
+                } else {
+                        assert_non_null(strstr(err, tmp_path));
+                }
+        }
+        unlink(tmp_path);
+        free(buf);
+        assert_int_equal(sl_model_load("/nonexistent/model.onnx", &m, err, sizeof(err)), SL_ERR_IO);
+        assert_non_null(strstr(err, "/nonexistent/model.onnx"));
+        b_reset();
+}
+
+static void test_model_info_and_input_check(void **state)
+{
+        builder_t b;
+        static const int64_t xd[] = {-1, 3};
+        sl_model_t *m;
+        sl_session_t *s = NULL;
+        const sl_value_info_t *vi;
+        float data[4] = {0};
+        sl_tensor_t in = {0}, out = {0};
+        char err[256] = "";
+        (void)state;
+        b_init(&b, 13);
+        b_input(&b, "images", 2, xd);
+        b_node(&b, "Relu", "r", "images", "y");
+        b_output(&b, "y");
+        m = b_load(&b);
+        assert_int_equal(sl_model_opset(m), 13);
+        assert_string_equal(sl_model_producer(m), "test_engine");
+        assert_int_equal(sl_model_input_count(m), 1);
+        vi = sl_model_input(m, 0);
+        assert_string_equal(vi->name, "images");
+        assert_int_equal(vi->ndim, 2);
+        assert_int_equal(vi->dims[0], -1);
+        assert_int_equal(vi->dims[1], 3);
+        assert_int_equal(sl_model_node_count(m), 1);
+        assert_string_equal(sl_model_node_op_type(m, 0), "Relu");
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        in.dtype = SL_DT_FLOAT;
+        in.ndim = 2;
+        in.dims[0] = 1;
+        in.dims[1] = 4;
+        in.data = data;
+        in.nbytes = sizeof(data);
+        assert_int_equal(sl_session_run(s, &in, 1, &out, 1, err, sizeof(err)), SL_ERR_SHAPE);
+        assert_non_null(strstr(err, "images"));
+        in.dims[0] = 4;
+        in.dims[1] = 1;
+        in.dtype = SL_DT_INT32;
+        assert_int_equal(sl_session_run(s, &in, 1, &out, 1, err, sizeof(err)), SL_ERR_DATATYPE);
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+        b_reset();
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_dtype),
+            cmocka_unit_test(test_conv_bias_pads_strides),
+            cmocka_unit_test(test_conv_groups_same_upper),
+            cmocka_unit_test(test_maxpool_ceil_mode),
+            cmocka_unit_test(test_avgpool_count_include_pad),
+            cmocka_unit_test(test_gemm_transb_broadcast_c),
+            cmocka_unit_test(test_matmul_batched_broadcast),
+            cmocka_unit_test(test_add_broadcast_relu),
+            cmocka_unit_test(test_reshape_zero_minus_one),
+            cmocka_unit_test(test_softmax_opset_semantics),
+            cmocka_unit_test(test_batchnorm_flatten),
+            cmocka_unit_test(test_load_unknown_input),
+            cmocka_unit_test(test_load_cycle),
+            cmocka_unit_test(test_load_unsupported_op_and_attr),
+            cmocka_unit_test(test_load_hostile_initializers),
+            cmocka_unit_test(test_load_truncated),
+            cmocka_unit_test(test_model_info_and_input_check),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
