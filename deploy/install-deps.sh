@@ -23,7 +23,7 @@ apt_packages=(
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
   libonnx-dev libonnx-testdata dataset-fashion-mnist
   python3-torch python3-numpy python3-venv python3-pip
-  libcmocka-dev clang clang-format
+  libcmocka-dev clang clang-format libclang-rt-14-dev
   maven openjdk-17-jre-headless
 )
 

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -73,8 +74,10 @@ int sl_cmd_worker(int argc, char **argv)
                 fprintf(stderr, "sluice: unknown log level '%s'\n", level);
                 goto done;
         }
-        SL_LOG(SL_LOG_NOTICE, "WORKER", "sluice %s starting: config=%s OpenBLAS core=%s",
-               SL_VERSION, path, sl_engine_blas_core());
+        SL_LOG(SL_LOG_NOTICE, "WORKER", "sluice %s starting: config=%s OpenBLAS core=%s%s%s",
+               SL_VERSION, path, sl_engine_blas_core(),
+               getenv("SLUICE_BLAS_DETECTED") ? " (selected by sluice; detected " : "",
+               getenv("SLUICE_BLAS_DETECTED") ? getenv("SLUICE_BLAS_DETECTED") : "");
 
         sl_codec_params_init(&cp);
         cp.framing = !strcmp(conf.framing, "confluent") ? SL_FRAMING_CONFLUENT : SL_FRAMING_RAW;
