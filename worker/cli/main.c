@@ -59,6 +59,7 @@ static void blas_core_select(char **argv)
 int main(int argc, char **argv)
 {
         blas_core_select(argv);
+        sl_engine_blas_set_threads(1);
         if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
                 usage(argc < 2 ? stderr : stdout);
                 return argc < 2 ? 2 : 0;

@@ -35,3 +35,8 @@ const char *sl_engine_blas_core_preferred(void)
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
         return NULL;
 }
+
+void sl_engine_blas_set_threads(int n)
+{
+        openblas_set_num_threads(n < 1 ? 1 : n);
+}
