@@ -194,3 +194,62 @@ sl_err_t sl_op_lp_norm(sl_opctx_t *c)
                 }
         return SL_OK;
 }
+
+sl_err_t sl_op_mvn(sl_opctx_t *c)
+{
+        const sl_tensor_t *x = c->in[0];
+        static const int64_t def_axes[] = {0, 2, 3};
+        const int64_t *axes = def_axes;
+        int na = sl_attr_ints(c->node, "axes", &axes);
+        bool red[SL_MAX_DIMS] = {false};
+        int64_t n, groups = 1, cnt = 1, st[SL_MAX_DIMS];
+        double *sum, *sq;
+        sl_tensor_t *y;
+
+        if (na < 0) {
+                axes = def_axes;
+                na = 3;
+        }
+        if (!x || x->dtype != SL_DT_FLOAT)
+                return sl_op_fail(c, SL_ERR_UNSUPPORTED, "float input required");
+        for (int i = 0; i < na; i++) {
+                int a = sl_axis(axes[i], x->ndim, false);
+                if (a < 0) return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
+                red[a] = true;
+        }
+        for (int i = 0; i < x->ndim; i++) {
+                if (red[i])
+                        cnt *= x->dims[i];
+                else
+                        groups *= x->dims[i];
+        }
+        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x))) return SL_ERR_NOMEM;
+        if (!(sum = sl_op_scratch(c, 2 * sizeof(double) * (size_t)(groups ? groups : 1))))
+                return sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
+        sq = sum + groups;
+        memset(sum, 0, 2 * sizeof(double) * (size_t)groups);
+        /* Group index of element i: its coordinates along the kept axes. */
+        for (int i = x->ndim - 1, m = 1; i >= 0; i--) {
+                st[i] = red[i] ? 0 : m;
+                if (!red[i]) m *= (int)x->dims[i];
+        }
+        n = sl_tensor_numel(x);
+        for (int pass = 0; pass < 2; pass++)
+                for (int64_t i = 0; i < n; i++) {
+                        int64_t rem = i, gi = 0;
+                        double v = ((const float *)x->data)[i], mean, sd;
+                        for (int d = x->ndim - 1; d >= 0; d--) {
+                                gi += (rem % x->dims[d]) * st[d];
+                                rem /= x->dims[d];
+                        }
+                        if (pass == 0) {
+                                sum[gi] += v;
+                                sq[gi] += v * v;
+                                continue;
+                        }
+                        mean = sum[gi] / (double)cnt;
+                        sd = sqrt(fmax(sq[gi] / (double)cnt - mean * mean, 0.0));
+                        ((float *)y->data)[i] = (float)((v - mean) / (sd + 1e-9));
+                }
+        return SL_OK;
+}

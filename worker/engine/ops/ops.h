@@ -30,7 +30,6 @@ sl_err_t sl_check_batch_norm(const sl_node_t *node, int64_t opset, char *errstr,
 
 /** @brief Read an int64/int32 tensor into \p out; returns the count or -1. */
 int sl_read_ints(const sl_tensor_t *t, int64_t *out, int max);
-
 sl_err_t sl_op_abs(sl_opctx_t *c);
 sl_err_t sl_op_acos(sl_opctx_t *c);
 sl_err_t sl_op_acosh(sl_opctx_t *c);
@@ -143,5 +142,17 @@ sl_err_t sl_op_transpose(sl_opctx_t *c);
 sl_err_t sl_op_unsqueeze(sl_opctx_t *c);
 sl_err_t sl_op_where(sl_opctx_t *c);
 sl_err_t sl_op_xor(sl_opctx_t *c);
+sl_err_t sl_op_trilu(sl_opctx_t *c);
+sl_err_t sl_op_cumsum(sl_opctx_t *c);
+sl_err_t sl_op_one_hot(sl_opctx_t *c);
+sl_err_t sl_op_topk(sl_opctx_t *c);
+sl_err_t sl_op_nonzero(sl_opctx_t *c);
+sl_err_t sl_op_scatter_elements(sl_opctx_t *c);
+sl_err_t sl_op_gather_nd(sl_opctx_t *c);
+sl_err_t sl_op_depth_to_space(sl_opctx_t *c);
+sl_err_t sl_op_space_to_depth(sl_opctx_t *c);
+sl_err_t sl_op_eye_like(sl_opctx_t *c);
+sl_err_t sl_op_mvn(sl_opctx_t *c);
+sl_err_t sl_op_cast_like(sl_opctx_t *c);
 
 #endif /* SL_OPS_H */

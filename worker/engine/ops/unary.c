@@ -257,10 +257,9 @@ sl_err_t sl_op_isinf(sl_opctx_t *c)
         return classify(c, true);
 }
 
-sl_err_t sl_op_cast(sl_opctx_t *c)
+static sl_err_t cast_to(sl_opctx_t *c, sl_dtype_t to)
 {
         const sl_tensor_t *x = c->in[0];
-        sl_dtype_t to = (sl_dtype_t)sl_attr_int(c->node, "to", 0);
         sl_tensor_t *y;
         int64_t n;
         if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
@@ -280,4 +279,15 @@ sl_err_t sl_op_cast(sl_opctx_t *c)
                         sl_tensor_set_i64(y, i, sl_tensor_get_i64(x, i));
         }
         return SL_OK;
+}
+
+sl_err_t sl_op_cast(sl_opctx_t *c)
+{
+        return cast_to(c, (sl_dtype_t)sl_attr_int(c->node, "to", 0));
+}
+
+sl_err_t sl_op_cast_like(sl_opctx_t *c)
+{
+        if (!sl_op_in(c, 1)) return sl_op_fail(c, SL_ERR_MODEL, "target_type input required");
+        return cast_to(c, c->in[1]->dtype);
 }
