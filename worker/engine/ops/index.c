@@ -381,3 +381,51 @@ sl_err_t sl_op_eye_like(sl_opctx_t *c)
                         sl_tensor_set_i64(y, i * x->dims[1] + i + k, 1);
         return SL_OK;
 }
+
+sl_err_t sl_op_scatter_nd(sl_opctx_t *c)
+{
+        const sl_tensor_t *x = c->in[0], *ind = sl_op_in(c, 1), *upd = sl_op_in(c, 2);
+        char buf[16];
+        const char *red = sl_attr_string(c->node, "reduction", "none", buf, sizeof(buf));
+        int64_t k, ni, slice = 1, xs[SL_MAX_DIMS];
+        size_t esz;
+        sl_tensor_t *y;
+
+        if (!x || !ind || !upd || ind->ndim < 1 || upd->dtype != x->dtype)
+                return sl_op_fail(c, SL_ERR_SHAPE, "data, indices, updates required");
+        k = ind->dims[ind->ndim - 1];
+        if (k < 1 || k > x->ndim) return sl_op_fail(c, SL_ERR_SHAPE, "bad index tuple length");
+        ni = sl_tensor_numel(ind) / k;
+        for (int i = (int)k; i < x->ndim; i++)
+                slice *= x->dims[i];
+        if (sl_tensor_numel(upd) != ni * slice)
+                return sl_op_fail(c, SL_ERR_SHAPE, "updates shape does not match");
+        if (!(y = sl_op_output_like(c, 0, x->dtype, x))) return SL_ERR_NOMEM;
+        memcpy(y->data, x->data, x->nbytes);
+        esz = sl_dtype_size(x->dtype);
+        sl_strides(x->ndim, x->dims, xs);
+        for (int64_t j = 0; j < ni; j++) {
+                int64_t off = 0;
+                for (int64_t t = 0; t < k; t++) {
+                        int64_t v = sl_tensor_get_i64(ind, j * k + t), d = x->dims[t];
+                        if (v < 0) v += d;
+                        if (v < 0 || v >= d)
+                                return sl_op_fail(c, SL_ERR_SHAPE, "index out of range");
+                        off += v * xs[t];
+                }
+                if (!strcmp(red, "none")) {
+                        memcpy(EL(y, off), CEL(upd, j * slice), (size_t)slice * esz);
+                        continue;
+                }
+                for (int64_t s = 0; s < slice; s++) {
+                        double a = sl_tensor_get_f64(y, off + s);
+                        double b = sl_tensor_get_f64(upd, j * slice + s);
+                        double r = !strcmp(red, "add")   ? a + b
+                                   : !strcmp(red, "mul") ? a * b
+                                   : !strcmp(red, "max") ? (a > b ? a : b)
+                                                         : (a < b ? a : b);
+                        sl_tensor_set_f64(y, off + s, r);
+                }
+        }
+        return SL_OK;
+}

@@ -154,5 +154,6 @@ sl_err_t sl_op_space_to_depth(sl_opctx_t *c);
 sl_err_t sl_op_eye_like(sl_opctx_t *c);
 sl_err_t sl_op_mvn(sl_opctx_t *c);
 sl_err_t sl_op_cast_like(sl_opctx_t *c);
+sl_err_t sl_op_scatter_nd(sl_opctx_t *c);
 
 #endif /* SL_OPS_H */

@@ -102,6 +102,7 @@ static const sl_op_t ops[] = {
     {"Round", NULL, sl_op_round},
     {"Scatter", NULL, sl_op_scatter_elements},
     {"ScatterElements", NULL, sl_op_scatter_elements},
+    {"ScatterND", NULL, sl_op_scatter_nd},
     {"Selu", NULL, sl_op_selu},
     {"Shape", NULL, sl_op_shape},
     {"Shrink", NULL, sl_op_shrink},
