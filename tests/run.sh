@@ -18,3 +18,14 @@ if [[ ${SLUICE_SKIP_ASAN:-0} != 1 ]]; then
   cmake --build build-asan -j2
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L 'unit|conformance')
 fi
+
+# The request decoder's libFuzzer target, briefly (run it for longer by hand: tests/fuzz/README.md).
+if [[ ${SLUICE_SKIP_FUZZ:-0} != 1 ]]; then
+  CC=clang cmake -S . -B build-fuzz -DSL_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build build-fuzz -j2 --target fuzz_request
+  corpus=$(mktemp -d)
+  cp tests/fuzz/corpus/request/* "$corpus/"
+  build-fuzz/tests/fuzz/fuzz_request "$corpus" -max_total_time="${SLUICE_FUZZ_SECONDS:-30}" \
+    -print_final_stats=1 2>&1 | tail -n 4
+  rm -rf "$corpus"
+fi
