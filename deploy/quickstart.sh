@@ -6,7 +6,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 N=${QUICKSTART_COUNT:-10000}
-RATE=${QUICKSTART_RATE:-0}            # messages per second, 0 = as fast as possible
+RATE=${QUICKSTART_RATE:-1000}         # messages per second; 0 = as fast as possible (a backlog: latency then measures queueing)
 run="$repo/run/quickstart"
 mkdir -p "$run"
 
