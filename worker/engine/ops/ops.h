@@ -156,4 +156,10 @@ sl_err_t sl_op_mvn(sl_opctx_t *c);
 sl_err_t sl_op_cast_like(sl_opctx_t *c);
 sl_err_t sl_op_scatter_nd(sl_opctx_t *c);
 
+/* Recurrent layers (ops/rnn.c). */
+sl_err_t sl_check_rnn(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
+sl_err_t sl_op_rnn(sl_opctx_t *c);
+sl_err_t sl_op_gru(sl_opctx_t *c);
+sl_err_t sl_op_lstm(sl_opctx_t *c);
+
 #endif /* SL_OPS_H */
