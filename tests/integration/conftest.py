@@ -33,9 +33,8 @@ def bootstrap():
         subprocess.run([str(KAFKA), "stop"], check=False)
 
 
-@pytest.fixture(scope="module")
-def topics(bootstrap):
-    """Fresh topic names for one test module (several partitions for requests/responses)."""
+def make_topics(requests_partitions=4):
+    """Fresh topic names (and a consumer group), created on the local broker."""
     tag = uuid.uuid4().hex[:8]
     t = {
         "requests": f"it-{tag}.requests",
@@ -43,10 +42,17 @@ def topics(bootstrap):
         "dead_letters": f"it-{tag}.dead-letters",
         "metrics": f"it-{tag}.metrics",
     }
-    subprocess.run([str(KAFKA), "create-topics", f"{t['requests']}:4", f"{t['responses']}:4",
-                    f"{t['dead_letters']}:1", f"{t['metrics']}:1"], check=True)
+    subprocess.run([str(KAFKA), "create-topics", f"{t['requests']}:{requests_partitions}",
+                    f"{t['responses']}:4", f"{t['dead_letters']}:1", f"{t['metrics']}:1"],
+                   check=True)
     t["group"] = f"it-{tag}"
     return t
+
+
+@pytest.fixture(scope="module")
+def topics(bootstrap):
+    """Fresh topics for one test module (several partitions for requests/responses)."""
+    return make_topics()
 
 
 class Worker:
@@ -64,13 +70,11 @@ class Worker:
         return self.proc.wait(timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def worker(bootstrap, topics, tmp_path_factory):
-    d = tmp_path_factory.mktemp("worker")
-    cfg = d / "worker.cfg"
-    cfg.write_text(f"""
-worker: {{ id = "it-worker"; models_dir = "{SRC / 'models'}"; metrics_interval_ms = 2000; }}
-batch: {{ max_size = 32; max_wait_ms = 5; }}
+def worker_config(path, bootstrap, topics, worker_id="it-worker", kafka="", extra=""):
+    """Write a worker config for topics; kafka adds settings to the kafka group."""
+    path.write_text(f"""
+worker: {{ id = "{worker_id}"; models_dir = "{SRC / 'models'}"; metrics_interval_ms = 2000; }};
+batch: {{ max_size = 32; max_wait_ms = 5; }};
 topics: {{
   requests = ["{topics['requests']}"];
   responses = "{topics['responses']}";
@@ -78,27 +82,39 @@ topics: {{
   metrics = "{topics['metrics']}";
 }};
 codec: {{ schema_dir = "{SRC / 'schemas'}"; }};
-kafka: {{ bootstrap_servers = "{bootstrap}"; group_id = "{topics['group']}"; }};
+kafka: {{ bootstrap_servers = "{bootstrap}"; group_id = "{topics['group']}"; {kafka} }};
+{extra}
 """)
-    log = d / "worker.log"
+    return path
+
+
+def start_worker(cfg, log, wait_assigned=True, timeout=60):
+    """Start `sluice worker -c cfg`, stderr to log; wait for its first assignment."""
     proc = subprocess.Popen([BIN, "worker", "-c", str(cfg)], stderr=open(log, "w"))
     w = Worker(proc, log)
-    deadline = time.time() + 60
-    while "assigned" not in w.log_text():
+    deadline = time.time() + timeout
+    while wait_assigned and "assigned" not in w.log_text():
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
             pytest.fail("worker did not get partitions:\n" + w.log_text()[-3000:])
-        time.sleep(0.2)
+        time.sleep(0.1)
+    return w
+
+
+@pytest.fixture(scope="module")
+def worker(bootstrap, topics, tmp_path_factory):
+    d = tmp_path_factory.mktemp("worker")
+    w = start_worker(worker_config(d / "worker.cfg", bootstrap, topics), d / "worker.log")
     yield w
-    if proc.poll() is None:
+    if w.proc.poll() is None:
         w.stop()
 
 
 def read_all(bootstrap, topic, expect=None, idle=3.0, timeout=120.0):
     """Every message of a topic from the beginning (all partitions).
 
-    With \p expect: until that many arrived (then 1 s more, to see duplicates) or \p timeout.
-    Without: until no message came for \p idle seconds.
+    With expect: until that many arrived (then 1 s more, to see duplicates) or timeout.
+    Without: until no message came for idle seconds.
     """
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
