@@ -14,5 +14,6 @@ int sl_cmd_predict(int argc, char **argv);     /* cmd_predict.c */
 int sl_cmd_inspect(int argc, char **argv);     /* cmd_inspect.c */
 int sl_cmd_conformance(int argc, char **argv); /* cmd_conformance.c */
 int sl_cmd_config(int argc, char **argv);      /* cmd_config.c */
+int sl_cmd_bench(int argc, char **argv);       /* cmd_bench.c */
 
 #endif /* SL_CLI_H */

@@ -15,6 +15,7 @@
 #pragma weak sl_cmd_inspect
 #pragma weak sl_cmd_conformance
 #pragma weak sl_cmd_config
+#pragma weak sl_cmd_bench
 
 static const struct {
         const char *name;
@@ -28,6 +29,7 @@ static const struct {
     {"inspect", sl_cmd_inspect, "show a model's inputs, outputs, opset and operators"},
     {"conformance", sl_cmd_conformance, "run ONNX backend tests (model.onnx + test_data_set_*)"},
     {"config", sl_cmd_config, "print the configuration reference or check a config file"},
+    {"bench", sl_cmd_bench, "time the engine on one model and batch size (JSON)"},
 };
 
 static void usage(FILE *fp)

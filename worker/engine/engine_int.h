@@ -34,6 +34,16 @@ typedef struct sl_op_s {
 /** @brief Find the kernel for \p op_type (default domain), NULL when unsupported. */
 const sl_op_t *sl_op_find(const char *op_type);
 
+/**
+ * @brief Activation fused into the node that produces its input (load-time
+ *        fusion, fuse.c): the kernel applies it to its output in place of a
+ *        separate node.
+ */
+typedef enum {
+        SL_ACT_NONE = 0,
+        SL_ACT_RELU,
+} sl_act_t;
+
 /** @brief A node of the graph, in execution (topological) order. */
 typedef struct sl_node_s {
         const Onnx__NodeProto *proto; /**< owned by the model's ModelProto */
@@ -43,7 +53,22 @@ typedef struct sl_node_s {
         int n_in, n_out;
         int *in;  /**< value ids; -1 for an omitted optional input */
         int *out; /**< value ids; the sink slot for an omitted optional output */
+        sl_act_t act; /**< fused activation applied to output 0 (Conv, Gemm) */
 } sl_node_t;
+
+/** @brief "Conv", or "Conv+Relu" for a node with a fused activation (static string). */
+const char *sl_node_label(const sl_node_t *node);
+
+/**
+ * @brief Load-time graph rewrites on a built, sorted graph: fold a Relu into
+ *        the Conv or Gemm that is its only producer (when the Conv/Gemm output
+ *        feeds nothing else and is not a graph output).
+ * @returns SL_OK (never fails today; the model stays valid either way).
+ */
+sl_err_t sl_model_fuse(sl_model_t *m);
+
+/** @brief Apply \p act to \p n floats in place. */
+void sl_act_apply(sl_act_t act, float *x, size_t n);
 
 /** @brief Where a value of the graph comes from. */
 typedef enum {

@@ -406,6 +406,7 @@ sl_err_t sl_model_load(const char *path, sl_model_t **modelp, char *errstr, size
                   m->proto->producer_version && *m->proto->producer_version ? " " : "",
                   m->proto->producer_version ? m->proto->producer_version : "");
         if ((err = build_graph(m, errstr, errstr_size))) goto fail;
+        if ((err = sl_model_fuse(m))) goto fail;
         *modelp = m;
         return SL_OK;
 fail:

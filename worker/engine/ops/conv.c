@@ -100,49 +100,92 @@ sl_err_t sl_geom_init(sl_opctx_t *c, const sl_tensor_t *x, const int64_t *kernel
         return SL_OK;
 }
 
-/* col[(c*K + k) * O + o] = x[c, o*s - pb + k*d] or 0 outside. */
-static void im2col(const float *x, int64_t C, const sl_geom_t *g, float *col)
+/*
+ * Output positions [*lo, *hi) of one axis whose input index o*s + off
+ * (off = k*d - pb) lies inside [0, in).
+ */
+static void valid_range(int64_t in, int64_t out, int64_t s, int64_t off, int64_t *lo, int64_t *hi)
+{
+        int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+        int64_t h = in - off <= 0 ? 0 : (in - off + s - 1) / s;
+        if (l > out) l = out;
+        if (h > out) h = out;
+        if (h < l) h = l;
+        *lo = l;
+        *hi = h;
+}
+
+/* Rows of a CNN are short (7..56 floats): an inline loop beats a memcpy call,
+ * so keep GCC from turning it back into one. */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) static void
+copy_row(float *restrict dst, const float *restrict src, int64_t n)
+{
+        for (int64_t i = 0; i < n; i++)
+                dst[i] = src[i];
+}
+
+/*
+ * col[(c*K + k) * ldc + o] = x[c, o*s - pb + k*d], or 0 in the padding.
+ * Rows of col are \p ldc apart so that the columns of several images can sit
+ * side by side (one sgemm for a block of images). Each output row is a zero
+ * head, a strided (for s = 1: contiguous) copy and a zero tail.
+ */
+static void im2col(const float *x, int64_t C, const sl_geom_t *g, float *col, int64_t ldc)
 {
         int64_t IN = g->in[0] * g->in[1] * g->in[2];
-        int64_t O = g->out[0] * g->out[1] * g->out[2];
+        int64_t O12 = g->out[1] * g->out[2];
         for (int64_t ch = 0; ch < C; ch++) {
                 const float *xc = x + ch * IN;
                 for (int64_t k0 = 0; k0 < g->k[0]; k0++)
                         for (int64_t k1 = 0; k1 < g->k[1]; k1++)
                                 for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
+                                        int64_t off0 = k0 * g->d[0] - g->pb[0];
+                                        int64_t off1 = k1 * g->d[1] - g->pb[1];
+                                        int64_t off2 = k2 * g->d[2] - g->pb[2];
+                                        int64_t lo0, hi0, lo1, hi1, lo2, hi2;
                                         float *dst = col;
-                                        col += O;
-                                        for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
-                                                int64_t i0 = o0 * g->s[0] - g->pb[0] + k0 * g->d[0];
-                                                if (i0 < 0 || i0 >= g->in[0]) {
+                                        col += ldc;
+                                        valid_range(g->in[0], g->out[0], g->s[0], off0, &lo0, &hi0);
+                                        valid_range(g->in[1], g->out[1], g->s[1], off1, &lo1, &hi1);
+                                        valid_range(g->in[2], g->out[2], g->s[2], off2, &lo2, &hi2);
+                                        if (lo0) memset(dst, 0, sizeof(float) * (size_t)(lo0 * O12));
+                                        dst += lo0 * O12;
+                                        for (int64_t o0 = lo0; o0 < hi0; o0++) {
+                                                const float *plane =
+                                                    xc + (o0 * g->s[0] + off0) * g->in[1] * g->in[2];
+                                                if (lo1)
                                                         memset(dst, 0,
                                                                sizeof(float) *
-                                                                   (size_t)(g->out[1] * g->out[2]));
-                                                        dst += g->out[1] * g->out[2];
-                                                        continue;
+                                                                   (size_t)(lo1 * g->out[2]));
+                                                dst += lo1 * g->out[2];
+                                                for (int64_t o1 = lo1; o1 < hi1; o1++) {
+                                                        const float *row =
+                                                            plane + (o1 * g->s[1] + off1) * g->in[2];
+                                                        for (int64_t o2 = 0; o2 < lo2; o2++)
+                                                                dst[o2] = 0.0f;
+                                                        if (g->s[2] == 1)
+                                                                copy_row(dst + lo2, row + lo2 + off2,
+                                                                         hi2 - lo2);
+                                                        else
+                                                                for (int64_t o2 = lo2; o2 < hi2;
+                                                                     o2++)
+                                                                        dst[o2] =
+                                                                            row[o2 * g->s[2] + off2];
+                                                        for (int64_t o2 = hi2; o2 < g->out[2]; o2++)
+                                                                dst[o2] = 0.0f;
+                                                        dst += g->out[2];
                                                 }
-                                                for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
-                                                        int64_t i1 =
-                                                            o1 * g->s[1] - g->pb[1] + k1 * g->d[1];
-                                                        const float *row;
-                                                        if (i1 < 0 || i1 >= g->in[1]) {
-                                                                memset(dst, 0,
-                                                                       sizeof(float) *
-                                                                           (size_t)g->out[2]);
-                                                                dst += g->out[2];
-                                                                continue;
-                                                        }
-                                                        row = xc + (i0 * g->in[1] + i1) * g->in[2];
-                                                        for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
-                                                                int64_t i2 = o2 * g->s[2] -
-                                                                             g->pb[2] +
-                                                                             k2 * g->d[2];
-                                                                *dst++ = (i2 >= 0 && i2 < g->in[2])
-                                                                             ? row[i2]
-                                                                             : 0.0f;
-                                                        }
-                                                }
+                                                if (hi1 < g->out[1])
+                                                        memset(dst, 0,
+                                                               sizeof(float) *
+                                                                   (size_t)((g->out[1] - hi1) *
+                                                                            g->out[2]));
+                                                dst += (g->out[1] - hi1) * g->out[2];
                                         }
+                                        if (hi0 < g->out[0])
+                                                memset(dst, 0,
+                                                       sizeof(float) *
+                                                           (size_t)((g->out[0] - hi0) * O12));
                                 }
         }
 }
@@ -185,6 +228,36 @@ static bool is_pointwise(const sl_geom_t *g)
         return true;
 }
 
+/* Target size of one im2col block (bytes): about what stays in L2 with the weights. */
+#ifndef CONV_COL_BYTES
+#define CONV_COL_BYTES ((int64_t)1 << 20)
+#endif
+
+/*
+ * Output pass of a block of \p nn images for channels [m0, m0 + Mg): bias,
+ * fused activation, and the move from the sgemm layout src[m][i*O + o]
+ * (row stride \p lds) to NCHW dst[i][m0 + m][o] (dst points at image 0,
+ * channel m0). In place when src == dst (one image).
+ */
+static void epilogue(const float *src, float *dst, const float *bias, sl_act_t act, int64_t nn,
+                     int64_t M, int64_t O, int64_t m0, int64_t Mg, int64_t lds)
+{
+        for (int64_t m = 0; m < Mg; m++)
+                for (int64_t i = 0; i < nn; i++) {
+                        const float *sp = src + m * lds + i * O;
+                        float *dp = dst + (i * M + m) * O;
+                        float bv = bias ? bias[m0 + m] : 0.0f;
+                        if (act == SL_ACT_RELU)
+                                for (int64_t o = 0; o < O; o++) {
+                                        float v = sp[o] + bv;
+                                        dp[o] = v > 0.0f ? v : 0.0f;
+                                }
+                        else
+                                for (int64_t o = 0; o < O; o++)
+                                        dp[o] = sp[o] + bv;
+                }
+}
+
 sl_err_t sl_op_conv(sl_opctx_t *c)
 {
         const sl_tensor_t *x = c->in[0], *w = sl_op_in(c, 1), *b = sl_op_in(c, 2);
@@ -194,7 +267,8 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
         int64_t odims[SL_MAX_DIMS];
         sl_geom_t g;
         sl_tensor_t *y;
-        float *col = NULL;
+        float *col = NULL, *tmp = NULL;
+        int64_t nb;
         sl_err_t err;
 
         if (!x || !w) return sl_op_fail(c, SL_ERR_MODEL, "X and W required");
@@ -231,34 +305,44 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
         for (int i = 0; i < g.r; i++)
                 odims[2 + i] = g.out[3 - g.r + i];
         if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, x->ndim, odims))) return SL_ERR_NOMEM;
-        if (!is_pointwise(&g) && !(col = sl_op_scratch(c, sizeof(float) * (size_t)(K * O))))
-                return sl_op_fail(c, SL_ERR_NOMEM, "im2col buffer: out of memory");
-        for (int64_t n = 0; n < N; n++)
+        if (!N || !M || !O) return SL_OK;
+        if (!K) {
+                memset(y->data, 0, y->nbytes);
+                for (int64_t n = 0; n < N; n++) {
+                        float *yn = (float *)y->data + n * M * O;
+                        epilogue(yn, yn, b ? b->data : NULL, c->node->act, 1, M, O, 0, M, O);
+                }
+                return SL_OK;
+        }
+        /* Images per sgemm: as many as keep the im2col block near CONV_COL_BYTES. */
+        nb = is_pointwise(&g) ? 1 : CONV_COL_BYTES / (int64_t)sizeof(float) / (K * O);
+        if (nb < 1) nb = 1;
+        if (nb > N) nb = N;
+        if (!is_pointwise(&g) || nb > 1) {
+                size_t need = sizeof(float) * (size_t)(K * nb * O + (nb > 1 ? Mg * nb * O : 0));
+                if (!(col = sl_op_scratch(c, need)))
+                        return sl_op_fail(c, SL_ERR_NOMEM, "im2col buffer: out of memory");
+                tmp = nb > 1 ? col + K * nb * O : NULL;
+        }
+        for (int64_t n0 = 0; n0 < N; n0 += nb) {
+                int64_t nn = N - n0 < nb ? N - n0 : nb;
                 for (int64_t gi = 0; gi < group; gi++) {
-                        const float *xg = (const float *)x->data + (n * C + gi * Cg) * IN;
-                        float *yg = (float *)y->data + (n * M + gi * Mg) * O;
-                        const float *src = xg;
+                        const float *src = (const float *)x->data + (n0 * C + gi * Cg) * IN;
+                        float *dst = (float *)y->data + (n0 * M + gi * Mg) * O;
                         if (col) {
-                                im2col(xg, Cg, &g, col);
+                                for (int64_t i = 0; i < nn; i++)
+                                        im2col((const float *)x->data + ((n0 + i) * C + gi * Cg) * IN,
+                                               Cg, &g, col + i * O, nn * O);
                                 src = col;
                         }
-                        if (Mg && O && K)
-                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg,
-                                            (int)O, (int)K, 1.0f,
-                                            (const float *)w->data + gi * Mg * K, (int)K, src,
-                                            (int)O, 0.0f, yg, (int)O);
-                        else
-                                memset(yg, 0, sizeof(float) * (size_t)(Mg * O));
+                        /* One image: straight into Y; a block: into tmp, [Mg][nn*O]. */
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg,
+                                    (int)(nn * O), (int)K, 1.0f,
+                                    (const float *)w->data + gi * Mg * K, (int)K, src,
+                                    (int)(nn * O), 0.0f, nn > 1 ? tmp : dst, (int)(nn * O));
+                        epilogue(nn > 1 ? tmp : dst, dst, b ? b->data : NULL, c->node->act, nn,
+                                 M, O, gi * Mg, Mg, nn * O);
                 }
-        if (b) {
-                const float *bd = b->data;
-                float *yd = y->data;
-                for (int64_t n = 0; n < N; n++)
-                        for (int64_t m = 0; m < M; m++) {
-                                float *p = yd + (n * M + m) * O;
-                                for (int64_t o = 0; o < O; o++)
-                                        p[o] += bd[m];
-                        }
         }
         return SL_OK;
 }

@@ -12,6 +12,72 @@
 
 enum { POOL_MAX, POOL_AVG, POOL_LP };
 
+/* MaxPool 2x2, stride 2, no padding or dilation, over [NC][H][W] floats. */
+static void max_pool_2x2(const float *x, float *y, int64_t NC, int64_t H, int64_t W, int64_t OH,
+                         int64_t OW)
+{
+        for (int64_t nc = 0; nc < NC; nc++) {
+                const float *xp = x + nc * H * W;
+                float *yp = y + nc * OH * OW;
+                for (int64_t oh = 0; oh < OH; oh++) {
+                        const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+                        for (int64_t ow = 0; ow < OW; ow++) {
+                                float a = r0[2 * ow] > r0[2 * ow + 1] ? r0[2 * ow] : r0[2 * ow + 1];
+                                float b = r1[2 * ow] > r1[2 * ow + 1] ? r1[2 * ow] : r1[2 * ow + 1];
+                                yp[oh * OW + ow] = a > b ? a : b;
+                        }
+                }
+        }
+}
+
+/*
+ * MaxPool on floats without the Indices output, any geometry: the window is
+ * clipped to the input once per output position (padding never wins a max).
+ * NaN handling matches the generic path: a NaN is kept only when it comes first.
+ */
+static void max_pool_f32(const float *x, float *y, int64_t NC, const sl_geom_t *g)
+{
+        int64_t I = g->in[0] * g->in[1] * g->in[2];
+        for (int64_t nc = 0; nc < NC; nc++) {
+                const float *xp = x + nc * I;
+                for (int64_t o0 = 0; o0 < g->out[0]; o0++)
+                        for (int64_t o1 = 0; o1 < g->out[1]; o1++)
+                                for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
+                                        int64_t b0 = o0 * g->s[0] - g->pb[0];
+                                        int64_t b1 = o1 * g->s[1] - g->pb[1];
+                                        int64_t b2 = o2 * g->s[2] - g->pb[2];
+                                        float acc = -INFINITY;
+                                        bool any = false;
+                                        for (int64_t k0 = 0; k0 < g->k[0]; k0++) {
+                                                int64_t i0 = b0 + k0 * g->d[0];
+                                                if (i0 < 0 || i0 >= g->in[0]) continue;
+                                                for (int64_t k1 = 0; k1 < g->k[1]; k1++) {
+                                                        int64_t i1 = b1 + k1 * g->d[1];
+                                                        const float *row;
+                                                        if (i1 < 0 || i1 >= g->in[1]) continue;
+                                                        row = xp + (i0 * g->in[1] + i1) * g->in[2];
+                                                        for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
+                                                                int64_t i2 = b2 + k2 * g->d[2];
+                                                                if (i2 < 0 || i2 >= g->in[2])
+                                                                        continue;
+                                                                if (row[i2] > acc || !any)
+                                                                        acc = row[i2];
+                                                                any = true;
+                                                        }
+                                                }
+                                        }
+                                        *y++ = acc;
+                                }
+        }
+}
+
+static bool is_2x2_s2(const sl_geom_t *g)
+{
+        return g->k[0] == 1 && g->s[0] == 1 && g->pb[0] == 0 && g->pe[0] == 0 && g->k[1] == 2 &&
+               g->k[2] == 2 && g->s[1] == 2 && g->s[2] == 2 && g->d[1] == 1 && g->d[2] == 1 &&
+               !g->pb[1] && !g->pb[2] && g->out[1] == g->in[1] / 2 && g->out[2] == g->in[2] / 2;
+}
+
 static sl_err_t pool(sl_opctx_t *c, int kind)
 {
         const sl_tensor_t *x = c->in[0];
@@ -43,6 +109,14 @@ static sl_err_t pool(sl_opctx_t *c, int kind)
         NC = x->dims[0] * x->dims[1];
         I = g.in[0] * g.in[1] * g.in[2];
         O = g.out[0] * g.out[1] * g.out[2];
+        if (kind == POOL_MAX && !ind && x->dtype == SL_DT_FLOAT) {
+                if (is_2x2_s2(&g))
+                        max_pool_2x2(x->data, y->data, NC * g.in[0], g.in[1], g.in[2], g.out[1],
+                                     g.out[2]);
+                else
+                        max_pool_f32(x->data, y->data, NC, &g);
+                return SL_OK;
+        }
         for (int64_t nc = 0; nc < NC; nc++) {
                 int64_t oi = nc * O;
                 for (int64_t o0 = 0; o0 < g.out[0]; o0++)
