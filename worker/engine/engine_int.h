@@ -125,6 +125,17 @@ sl_tensor_t *sl_op_output_like(sl_opctx_t *c, int i, sl_dtype_t dt, const sl_ten
  */
 void *sl_op_scratch(sl_opctx_t *c, size_t bytes);
 
+/**
+ * @brief Memory the session keeps for the running node across runs (packed
+ *        weights), at least \p bytes, 64-byte aligned. *\p fresh is set when
+ *        the memory was just (re)allocated and its contents must be rebuilt.
+ * @returns NULL on allocation failure.
+ */
+void *sl_op_node_cache(sl_opctx_t *c, size_t bytes, bool *fresh);
+
+/** @brief True when input \p i is an initializer (constant for the model's life). */
+bool sl_op_in_const(const sl_opctx_t *c, int i);
+
 /** @brief Input \p i or NULL when absent. */
 static inline const sl_tensor_t *sl_op_in(const sl_opctx_t *c, int i)
 {

@@ -27,6 +27,8 @@ struct sl_session_s {
         slot_t *slots; /**< model->n_values + 1 (sink) */
         void *scratch;
         size_t scratch_cap;
+        void **cache; /**< per node (execution order): sl_op_node_cache() */
+        size_t *cache_cap;
         uint64_t *prof_ns; /**< per node, when SLUICE_PROFILE is set; else NULL */
         uint64_t prof_runs;
         bool prof_cpu; /**< SLUICE_PROFILE=cpu: thread CPU time instead of wall time */
@@ -62,7 +64,13 @@ static void profile_print(const sl_session_t *s)
 sl_err_t sl_session_new(sl_model_t *model, sl_session_t **sessionp)
 {
         sl_session_t *s = calloc(1, sizeof(*s));
-        if (!s || !(s->slots = calloc(model->n_values + 1, sizeof(*s->slots)))) {
+        if (!s || !(s->slots = calloc(model->n_values + 1, sizeof(*s->slots))) ||
+            !(s->cache = calloc(model->n_nodes + 1, sizeof(*s->cache))) ||
+            !(s->cache_cap = calloc(model->n_nodes + 1, sizeof(*s->cache_cap)))) {
+                if (s) {
+                        free(s->slots);
+                        free(s->cache);
+                }
                 free(s);
                 return SL_ERR_NOMEM;
         }
@@ -70,8 +78,7 @@ sl_err_t sl_session_new(sl_model_t *model, sl_session_t **sessionp)
         if (getenv("SLUICE_PROFILE") && strcmp(getenv("SLUICE_PROFILE"), "") &&
             strcmp(getenv("SLUICE_PROFILE"), "0")) {
                 if (!(s->prof_ns = calloc(model->n_nodes + 1, sizeof(uint64_t)))) {
-                        free(s->slots);
-                        free(s);
+                        sl_session_destroy(s);
                         return SL_ERR_NOMEM;
                 }
                 s->prof_cpu = !strcmp(getenv("SLUICE_PROFILE"), "cpu");
@@ -93,6 +100,10 @@ void sl_session_destroy(sl_session_t *session)
         for (size_t i = 0; i <= session->model->n_values; i++)
                 free(session->slots[i].buf);
         free(session->slots);
+        for (size_t i = 0; session->cache && i < session->model->n_nodes; i++)
+                free(session->cache[i]);
+        free(session->cache);
+        free(session->cache_cap);
         free(session->scratch);
         free(session);
 }
@@ -119,6 +130,31 @@ void *sl_op_scratch(sl_opctx_t *c, size_t bytes)
                 s->scratch_cap = bytes;
         }
         return s->scratch;
+}
+
+void *sl_op_node_cache(sl_opctx_t *c, size_t bytes, bool *fresh)
+{
+        sl_session_t *s = c->session;
+        size_t i = (size_t)(c->node - s->model->nodes);
+        *fresh = false;
+        if (bytes > s->cache_cap[i] || !s->cache[i]) {
+                void *nb = NULL;
+                size_t size = (bytes + 63) & ~(size_t)63;
+                if (bytes > SL_TENSOR_BYTES_MAX || posix_memalign(&nb, 64, size ? size : 64))
+                        return NULL;
+                free(s->cache[i]);
+                s->cache[i] = nb;
+                s->cache_cap[i] = bytes;
+                *fresh = true;
+        }
+        return s->cache[i];
+}
+
+bool sl_op_in_const(const sl_opctx_t *c, int i)
+{
+        int v = i < c->n_in ? c->node->in[i] : -1;
+        return v >= 0 && (size_t)v < c->session->model->n_values &&
+               c->session->model->values[v].kind == SL_VALUE_INITIALIZER;
 }
 
 bool sl_op_has_output(const sl_opctx_t *c, int i)

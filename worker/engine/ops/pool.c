@@ -12,8 +12,9 @@
 
 enum { POOL_MAX, POOL_AVG, POOL_LP };
 
-/* MaxPool 2x2, stride 2, no padding or dilation, over [NC][H][W] floats. */
-static void max_pool_2x2(const float *x, float *y, int64_t NC, int64_t H, int64_t W, int64_t OH,
+/* MaxPool 2x2, stride 2, no padding or dilation, over [NC][H][W] floats.
+ * Cloned for AVX-512/AVX2 so that the pairwise max vectorises on them. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void max_pool_2x2(const float *x, float *y, int64_t NC, int64_t H, int64_t W, int64_t OH,
                          int64_t OW)
 {
         for (int64_t nc = 0; nc < NC; nc++) {
