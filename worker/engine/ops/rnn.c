@@ -412,9 +412,14 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
                 else
                         memset(w->c + b * hid, 0, sizeof(float) * hid);
         }
-        /* All time steps at once: xp = X · W^T. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(s->seq * nb), (int)gh,
-                    (int)s->in, 1.0f, s->x, (int)s->in, wd, (int)s->in, 0.0f, w->xp, (int)gh);
+        /* All time steps at once: xp = X · W^T (input_size 0 is legal and
+         * gives zeros; BLAS rejects a leading dimension of 0). */
+        if (s->in)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(s->seq * nb), (int)gh,
+                            (int)s->in, 1.0f, s->x, (int)s->in, wd, (int)s->in, 0.0f, w->xp,
+                            (int)gh);
+        else
+                memset(w->xp, 0, sizeof(float) * (size_t)(s->seq * nb * gh));
 
         for (int64_t step = 0; step < maxlen; step++) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)ngemm, (int)hid,
