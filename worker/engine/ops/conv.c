@@ -245,7 +245,8 @@ static bool is_pointwise(const sl_geom_t *g)
  * (row stride \p lds) to NCHW dst[i][m0 + m][o] (dst points at image 0,
  * channel m0). In place when src == dst (one image).
  */
-static void epilogue(const float *src, float *dst, const float *bias, sl_act_t act, int64_t nn,
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+epilogue(const float *src, float *dst, const float *bias, sl_act_t act, int64_t nn,
                      int64_t M, int64_t O, int64_t m0, int64_t Mg, int64_t lds)
 {
         for (int64_t m = 0; m < Mg; m++)
