@@ -70,7 +70,7 @@ class Worker:
         return self.proc.wait(timeout=timeout)
 
 
-def worker_config(path, bootstrap, topics, worker_id="it-worker", kafka="", extra=""):
+def worker_config(path, bootstrap, topics, worker_id="it-worker", kafka="", extra="", codec=""):
     """Write a worker config for topics; kafka adds settings to the kafka group."""
     path.write_text(f"""
 worker: {{ id = "{worker_id}"; models_dir = "{SRC / 'models'}"; metrics_interval_ms = 2000; }};
@@ -81,7 +81,7 @@ topics: {{
   dead_letters = "{topics['dead_letters']}";
   metrics = "{topics['metrics']}";
 }};
-codec: {{ schema_dir = "{SRC / 'schemas'}"; }};
+codec: {{ schema_dir = "{SRC / 'schemas'}"; {codec} }};
 kafka: {{ bootstrap_servers = "{bootstrap}"; group_id = "{topics['group']}"; {kafka} }};
 {extra}
 """)
