@@ -35,20 +35,18 @@ static const struct {
 
 const char *sl_err2str(sl_err_t err)
 {
-        if ((unsigned)err >= SL_ERR__CNT)
-                return "unknown error";
+        if ((unsigned)err >= SL_ERR__CNT) return "unknown error";
         return err_table[err].desc;
 }
 
 const char *sl_err_name(sl_err_t err)
 {
-        if ((unsigned)err >= SL_ERR__CNT)
-                return "UNKNOWN";
+        if ((unsigned)err >= SL_ERR__CNT) return "UNKNOWN";
         return err_table[err].name;
 }
 
-static const char *level_names[] = {"emerg", "alert", "crit", "err", "warning",
-                                    "notice", "info", "debug"};
+static const char *level_names[] = {"emerg",   "alert",  "crit", "err",
+                                    "warning", "notice", "info", "debug"};
 
 int sl_log_set_level_name(const char *name)
 {
@@ -61,28 +59,53 @@ int sl_log_set_level_name(const char *name)
         return -1;
 }
 
+/*
+ * Append \p src to \p dst as the inside of a logfmt double-quoted value:
+ * backslash, double quote and control characters are escaped, so text from
+ * requests or libraries can never end the value or forge a line.
+ */
+static size_t escape_into(char *dst, size_t off, size_t size, const char *src)
+{
+        static const char hex[] = "0123456789abcdef";
+        for (; *src && off + 5 < size; src++) {
+                unsigned char c = (unsigned char)*src;
+                if (c == '"' || c == '\\') {
+                        dst[off++] = '\\';
+                        dst[off++] = (char)c;
+                } else if (c == '\n') {
+                        dst[off++] = '\\';
+                        dst[off++] = 'n';
+                } else if (c < 0x20 || c == 0x7f) {
+                        dst[off++] = '\\';
+                        dst[off++] = 'x';
+                        dst[off++] = hex[c >> 4];
+                        dst[off++] = hex[c & 15];
+                } else {
+                        dst[off++] = (char)c;
+                }
+        }
+        return off;
+}
+
 void sl_log_write(int level, const char *fac, const char *fmt, ...)
 {
-        char line[2048];
+        char line[4096], msg[2048];
         struct timespec ts;
         struct tm tm;
         size_t off;
         va_list ap;
         int n;
 
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         off = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
         n = snprintf(line + off, sizeof(line) - off, ".%03ldZ level=%s fac=%s msg=\"",
-                     ts.tv_nsec / 1000000, level_names[level < 0 || level > 7 ? 7 : level],
-                     fac);
+                     ts.tv_nsec / 1000000, level_names[level < 0 || level > 7 ? 7 : level], fac);
         off += (size_t)n;
-        va_start(ap, fmt);
-        n = vsnprintf(line + off, sizeof(line) - off - 2, fmt, ap);
-        va_end(ap);
-        off = n < 0 ? off : off + (size_t)n;
-        if (off > sizeof(line) - 3)
-                off = sizeof(line) - 3;
+        off = escape_into(line, off, sizeof(line) - 2, msg);
         line[off++] = '"';
         line[off++] = '\n';
         /* One write per line so concurrent threads never interleave within a line. */
@@ -114,8 +137,7 @@ int64_t sl_wall_ms(void)
 char *sl_strfmt(char *dst, size_t dst_size, const char *fmt, ...)
 {
         va_list ap;
-        if (!dst || !dst_size)
-                return dst;
+        if (!dst || !dst_size) return dst;
         va_start(ap, fmt);
         vsnprintf(dst, dst_size, fmt, ap);
         va_end(ap);
@@ -126,18 +148,15 @@ int sl_parse_i64(const char *s, int64_t *out)
 {
         char *end;
         long long v;
-        if (!s || !*s)
-                return -1;
+        if (!s || !*s) return -1;
         errno = 0;
         v = strtoll(s, &end, 10);
-        if (errno || *end)
-                return -1;
+        if (errno || *end) return -1;
         *out = v;
         return 0;
 }
 
-sl_err_t sl_file_read(const char *path, char **bufp, size_t *lenp, char *errstr,
-                      size_t errstr_size)
+sl_err_t sl_file_read(const char *path, char **bufp, size_t *lenp, char *errstr, size_t errstr_size)
 {
         FILE *fp = NULL;
         char *buf = NULL;
@@ -169,7 +188,6 @@ sl_err_t sl_file_read(const char *path, char **bufp, size_t *lenp, char *errstr,
         err = SL_OK;
 done:
         free(buf);
-        if (fp)
-                fclose(fp);
+        if (fp) fclose(fp);
         return err;
 }
