@@ -3,11 +3,13 @@
 #   1. Debian packages (apt-get update only when one is missing),
 #   2. a Python venv at <repo>/.venv on /usr/bin/python3 with --system-site-packages
 #      (Debian's torch and numpy stay visible) plus pinned fastavro, confluent-kafka, pytest,
-#   3. Apache Kafka's jars from Maven Central (deploy/kafka-local.sh fetch).
+#      and onnxruntime + onnx (the engine's differential test and benchmark),
+#   3. the deployment validators (deploy/install-deploy-tools.sh),
+#   4. Apache Kafka's jars from Maven Central (deploy/kafka-local.sh fetch).
 # Idempotent: every step that is already done is skipped, so a second run takes seconds.
 # Runs as root (CI) or through sudo.
 #
-# Environment: SLUICE_VENV (<repo>/.venv), SLUICE_SKIP_KAFKA=1 (skip step 3),
+# Environment: SLUICE_VENV (<repo>/.venv), SLUICE_SKIP_KAFKA=1 (skip step 4),
 #              SLUICE_CACHE_DIR (see deploy/kafka-local.sh).
 set -euo pipefail
 
@@ -32,6 +34,8 @@ pip_packages=(
   fastavro==1.13.1
   confluent-kafka==2.16.1
   pytest==9.2.0
+  onnxruntime==1.31.1
+  onnx==1.23.2
 )
 # Never let pip replace Debian's numpy (torch 1.13 from Debian is built against numpy 1.x).
 pip_constraints='numpy<2'
@@ -114,7 +118,10 @@ print("install-deps: venv ok: numpy %s and torch %s from %s; fastavro %s, conflu
          fastavro.__version__, confluent_kafka.__version__, confluent_kafka.libversion()[0], pytest.__version__))
 PY
 
-# --- 3. Kafka jars ------------------------------------------------------------
+# --- 3. Deployment tools (shellcheck, hadolint, helm, kubectl-validate, CRDs) ---
+"$here/install-deploy-tools.sh"
+
+# --- 4. Kafka jars ------------------------------------------------------------
 if [[ ${SLUICE_SKIP_KAFKA:-0} == 1 ]]; then
   say "SLUICE_SKIP_KAFKA=1: not fetching Kafka jars"
 else
