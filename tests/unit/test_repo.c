@@ -84,7 +84,7 @@ static void test_versions_and_labels(void **state)
         add_model("m", "2", "top_k = 2;\noutput_kind = \"logits\";\n");
         add_model("m", "10", "top_k = 2;\noutput_kind = \"logits\";\n");
         snprintf(path, sizeof(path), "%s/m/labels.txt", root);
-        write_file(path, "zero\n\ntwo\n");
+        write_file(path, "zero\n\ntwo\n3\n4\n5\n6\n7\n8\nnine\n");
         assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_OK);
         m = sl_repo_find(repo, "m", NULL);
         assert_non_null(m);
@@ -92,10 +92,47 @@ static void test_versions_and_labels(void **state)
         assert_string_equal(sl_repo_find(repo, "m", "2")->version, "2");
         assert_null(sl_repo_find(repo, "m", "3"));
         assert_null(sl_repo_find(repo, "other", NULL));
-        assert_int_equal(m->n_labels, 3); /* an empty line still names class 1 */
+        assert_int_equal(m->n_labels, 10); /* an empty line still names class 1 */
         assert_string_equal(m->labels[2], "two");
         assert_int_equal(m->top_k, 2);
         sl_repo_destroy(repo);
+}
+
+/* A labels file must name as many classes as the model outputs. */
+static void test_labels_count_checked(void **state)
+{
+        char errstr[512], path[512];
+        sl_repo_t *repo = NULL;
+        (void)state;
+        add_model("m", "1", "top_k = 2;\n");
+        snprintf(path, sizeof(path), "%s/m/labels.txt", root);
+        write_file(path, "zero\none\ntwo\n");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_ERR_CONFIG);
+        assert_non_null(strstr(errstr, "m/labels.txt: 3 labels, but output 'probabilities'"));
+        assert_non_null(strstr(errstr, "has 10 classes"));
+}
+
+/* A model that loads but cannot run fails at start-up (warm-up), naming the node. */
+static void test_warm_up_catches_unrunnable_model(void **state)
+{
+        char errstr[512], path[512], *buf = NULL;
+        size_t len = 0;
+        sl_repo_t *repo = NULL;
+        FILE *fp;
+        (void)state;
+        add_model("m", "1", "top_k = 2;\n");
+        snprintf(path, sizeof(path), "%s/m/1/model.onnx", root);
+        assert_int_equal(sl_file_read(path, &buf, &len, NULL, 0), SL_OK);
+        /* Every Gemm becomes a Conv: valid protobuf, known op, impossible shapes. */
+        for (size_t i = 0; i + 4 <= len; i++)
+                if (!memcmp(buf + i, "Gemm", 4)) memcpy(buf + i, "Conv", 4);
+        assert_non_null(fp = fopen(path, "wb"));
+        assert_int_equal(fwrite(buf, 1, len, fp), len);
+        fclose(fp);
+        free(buf);
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_ERR_MODEL);
+        assert_non_null(strstr(errstr, "m/1/model.onnx: warm-up run with one all-zero row failed"));
+        assert_non_null(strstr(errstr, "/fc1/Conv"));
 }
 
 static void test_top_k(void **state)
@@ -128,6 +165,9 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_config_error_names_file_and_line, make_root,
                                             remove_root),
             cmocka_unit_test_setup_teardown(test_versions_and_labels, make_root, remove_root),
+            cmocka_unit_test_setup_teardown(test_labels_count_checked, make_root, remove_root),
+            cmocka_unit_test_setup_teardown(test_warm_up_catches_unrunnable_model, make_root,
+                                            remove_root),
             cmocka_unit_test(test_top_k),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,8 +101,8 @@ static void usage(FILE *fp)
                 "                                fewer arrive\n"
                 "      --timeout-ms MS           stop after MS without a message (default 30000)\n"
                 "      --framing raw|confluent   wire framing (default raw)\n"
-                "      --schema-id N             Confluent schema id of responses\n"
-                "      --dead-letter-schema-id N Confluent schema id of dead letters\n"
+                "      --schema-id N             Confluent schema id of responses (default 2)\n"
+                "      --dead-letter-schema-id N Confluent schema id of dead letters (default 3)\n"
                 "      --schema-dir DIR          folder of the .avsc files (default schemas)\n"
                 "      --labels-file FILE        class names, one per line\n"
                 "                                (default " COLLECT_DEFAULT_LABELS " if present)\n"
@@ -860,6 +860,7 @@ int sl_cmd_collect(int argc, char **argv)
         cp.framing = o.framing;
         cp.schema_dir = o.schema_dir;
         if (o.schema_id >= 0) cp.response_schema_id = o.schema_id;
+        if (o.dead_letter_schema_id >= 0) cp.dead_letter_schema_id = o.dead_letter_schema_id;
         if (sl_codec_new(&cp, &codec, errstr, sizeof(errstr))) {
                 fprintf(stderr, "collect: %s\n", errstr);
                 goto done;

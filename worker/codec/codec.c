@@ -96,6 +96,11 @@ void sl_codec_params_init(sl_codec_params_t *params)
         memset(params, 0, sizeof(*params));
         params->framing = SL_FRAMING_RAW;
         params->schema_dir = "schemas";
+        /* Same defaults as the worker's codec.*_schema_id settings (conf table). */
+        params->request_schema_id = 1;
+        params->response_schema_id = 2;
+        params->dead_letter_schema_id = 3;
+        params->metrics_schema_id = 4;
 }
 
 size_t sl_codec_header_size(const sl_codec_t *codec)

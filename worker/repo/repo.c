@@ -160,6 +160,65 @@ done:
         return err;
 }
 
+/*
+ * Warm-up: run one all-zero batch of one row, so that a model that loads but
+ * cannot run (a node whose shapes do not fit) fails at start-up naming the
+ * node, not on every request. Skipped when an input has unknown inner dims.
+ * Also checks the labels file against the class count of output 0.
+ */
+static sl_err_t model_warm_up(sl_repo_model_t *m, const char *path, const char *labels_path,
+                              char *errstr, size_t errstr_size)
+{
+        size_t n_in = sl_model_input_count(m->model), n_out = sl_model_output_count(m->model);
+        sl_tensor_t *in = calloc(n_in + 1, sizeof(*in)), *out = calloc(n_out + 1, sizeof(*out));
+        sl_session_t *sess = NULL;
+        char why[512];
+        sl_err_t err = SL_OK;
+
+        if (!in || !out) {
+                err = SL_ERR_NOMEM;
+                goto done;
+        }
+        for (size_t i = 0; i < n_in; i++) {
+                const sl_value_info_t *vi = sl_model_input(m->model, i);
+                int64_t numel = 1;
+                if (vi->ndim < 0) goto done; /* shape unknown: nothing to try */
+                in[i].dtype = vi->dtype;
+                in[i].ndim = vi->ndim;
+                for (int d = 0; d < vi->ndim; d++) {
+                        in[i].dims[d] = vi->dims[d] < 0 && d == 0 ? 1 : vi->dims[d];
+                        if (in[i].dims[d] < 0) goto done;
+                        numel *= in[i].dims[d];
+                }
+                in[i].nbytes = (size_t)numel * sl_dtype_size(vi->dtype);
+                if (!(in[i].data = calloc(1, in[i].nbytes ? in[i].nbytes : 1))) {
+                        err = SL_ERR_NOMEM;
+                        goto done;
+                }
+        }
+        if ((err = sl_session_new(m->model, &sess))) goto done;
+        if ((err = sl_session_run(sess, in, n_in, out, n_out, why, sizeof(why)))) {
+                sl_strfmt(errstr, errstr_size, "%s: warm-up run with one all-zero row failed: %s",
+                          path, why);
+                err = SL_ERR_MODEL;
+                goto done;
+        }
+        if (m->n_labels && n_out && out[0].ndim == 2 && out[0].dims[1] != (int64_t)m->n_labels) {
+                sl_strfmt(errstr, errstr_size,
+                          "%s: %zu labels, but output '%s' of %s has %lld classes", labels_path,
+                          m->n_labels, sl_model_output(m->model, 0)->name, path,
+                          (long long)out[0].dims[1]);
+                err = SL_ERR_CONFIG;
+        }
+done:
+        sl_session_destroy(sess);
+        for (size_t i = 0; in && i < n_in; i++)
+                free(in[i].data);
+        free(in);
+        free(out);
+        return err;
+}
+
 static sl_err_t repo_add(sl_repo_t *repo, sl_repo_model_t *m)
 {
         if (repo->cnt == repo->size) {
@@ -177,7 +236,7 @@ static sl_err_t repo_add(sl_repo_t *repo, sl_repo_model_t *m)
 static sl_err_t model_dir_load(sl_repo_t *repo, const char *root, const char *name, char *errstr,
                                size_t errstr_size)
 {
-        char dir[4096], path[4200], labels_file[256] = "";
+        char dir[4096], path[4200], lpath[4400], labels_file[256] = "";
         int max_batch_size = 64, top_k = -1, loaded = 0;
         sl_output_kind_t kind = SL_OUTPUT_PROBABILITIES;
         struct dirent **ents = NULL;
@@ -214,11 +273,10 @@ static sl_err_t model_dir_load(sl_repo_t *repo, const char *root, const char *na
                 m->max_batch_size = max_batch_size;
                 m->top_k = top_k;
                 m->output_kind = kind;
-                if (!(err = sl_model_load(path, &m->model, errstr, errstr_size)) && *labels_file) {
-                        char lpath[4400];
-                        sl_strfmt(lpath, sizeof(lpath), "%s/%s", dir, labels_file);
+                sl_strfmt(lpath, sizeof(lpath), "%s/%s", dir, labels_file);
+                if (!(err = sl_model_load(path, &m->model, errstr, errstr_size)) && *labels_file)
                         err = labels_load(m, lpath, errstr, errstr_size);
-                }
+                if (!err) err = model_warm_up(m, path, lpath, errstr, errstr_size);
                 if (!err) err = repo_add(repo, m);
                 if (err)
                         model_free(m);
