@@ -88,6 +88,10 @@ typedef struct sl_conf_s {
         int response_schema_id;
         int dead_letter_schema_id;
         int metrics_schema_id;
+        /* http */
+        int http_port;           /**< 0 = no HTTP server */
+        char *http_bind_address;
+        int http_liveness_timeout_ms;
         /* kafka pass-through, in file order */
         size_t n_kafka_props;
         sl_conf_kafka_prop_t *kafka_props;

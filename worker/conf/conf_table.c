@@ -85,6 +85,14 @@ const sl_conf_setting_t sl_conf_settings[] = {
             "Schema id of DeadLetter."),
     ROW_INT("codec.metrics_schema_id", metrics_schema_id, "4", 0, SCHEMA_ID_MAX,
             "Schema id of WorkerMetrics."),
+    ROW_INT("http.port", http_port, "0", 0, 65535,
+            "Port of the HTTP endpoints `/metrics` (Prometheus), `/healthz` and `/readyz`; 0 = "
+            "no HTTP server. The Kubernetes manifests set 9100."),
+    ROW_STR("http.bind_address", http_bind_address, "0.0.0.0",
+            "Address the HTTP endpoints listen on (`127.0.0.1` to keep them local)."),
+    ROW_INT("http.liveness_timeout_ms", http_liveness_timeout_ms, "30000", 1000, 3600000,
+            "`/healthz` fails when the worker has work (assigned partitions with messages to "
+            "fetch, or messages in flight) but made no progress for this long (ms)."),
 };
 
 const size_t sl_conf_settings_cnt = sizeof(sl_conf_settings) / sizeof(sl_conf_settings[0]);
@@ -389,8 +397,8 @@ static void consider(const char *name, const char *cand, const char **best, int 
 
 const char *sl_conf_suggest(const char *name)
 {
-        static const char *const roots[] = {"worker", "batch", "topics",
-                                            "codec",  "kafka", "kafka_properties"};
+        static const char *const roots[] = {"worker", "batch", "topics",          "codec",
+                                            "http",   "kafka", "kafka_properties"};
         const char *best = NULL;
         int best_d = 1000;
         int limit = strlen(name) >= 12 ? 3 : 2;

@@ -85,7 +85,8 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
         for (size_t i = 0; i < conf->n_kafka_props; i++) {
                 const sl_conf_kafka_prop_t *p = &conf->kafka_props[i];
                 if (set(kc, p->name, p->value, sl_conf_kafka_prop_where(p, where, sizeof(where)),
-                        errstr, errstr_size)) goto fail;
+                        errstr, errstr_size))
+                        goto fail;
         }
         if (consumer) {
                 if (set(kc, "enable.auto.offset.store", "false", "sluice", errstr, errstr_size))

@@ -1,4 +1,5 @@
 /* Per-model counters and latency samples, published as WorkerMetrics records. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,12 +55,18 @@ static int64_t consumer_lag(sl_worker_t *w)
                         continue;
                 l = rd_kafka_topic_partition_list_new(1);
                 rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-                if (!rd_kafka_position(w->consumer, l) && l->elems[0].offset >= 0) {
-                        lag += hi > l->elems[0].offset ? hi - l->elems[0].offset : 0;
+                int64_t plag = -1;
+                char pstr[16];
+                if (!rd_kafka_position(w->consumer, l) && l->elems[0].offset >= 0)
+                        plag = hi > l->elems[0].offset ? hi - l->elems[0].offset : 0;
+                else if (hi > lo)
+                        plag = hi - lo; /* nothing consumed yet: all of it */
+                if (plag >= 0) {
+                        lag += plag;
                         known = 1;
-                } else if (hi > lo) {
-                        lag += hi - lo;
-                        known = 1;
+                        sl_strfmt(pstr, sizeof(pstr), "%d", (int)p->partition);
+                        sl_obs_gauge_set(sl_obs_gauge_child(w->obs->consumer_lag, p->topic, pstr),
+                                         (double)plag);
                 }
                 rd_kafka_topic_partition_list_destroy(l);
         }
@@ -114,6 +121,15 @@ void sl_stream_metrics_publish(sl_worker_t *w)
         rec.dead_letters = w->dead_letters;
         rec.dead_letters_total = w->dead_letters_total;
         rec.consumer_lag = consumer_lag(w);
+        /* Seconds to drain the backlog at this window's acknowledged rate. */
+        if (rec.consumer_lag >= 0) {
+                double secs = (double)(now_ms - w->window_start_ms) / 1000.0;
+                double rate = secs > 0 ? (double)w->window_answered / secs : 0;
+                sl_obs_gauge_set(w->obs->backlog_drain_seconds,
+                                 rec.consumer_lag == 0 ? 0.0
+                                 : rate > 0            ? (double)rec.consumer_lag / rate
+                                                       : INFINITY);
+        }
         rec.n_models = w->n_batches;
         rec.models = mm;
         if (!sl_codec_encode_metrics(w->codec, &rec, &buf, &len))
@@ -132,6 +148,7 @@ void sl_stream_metrics_publish(sl_worker_t *w)
                 s->latency.cnt = s->inference.cnt = 0;
         }
         w->dead_letters = 0;
+        w->window_answered = 0;
         w->window_start_ms = now_ms;
 }
 

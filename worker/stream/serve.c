@@ -163,6 +163,7 @@ void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflig
         dl.time_ms = sl_wall_ms();
         w->dead_letters++;
         w->dead_letters_total++;
+        sl_obs_counter_inc(sl_obs_counter_child(w->obs->dead_letters, sl_err_name(code)));
         SL_LOG(SL_LOG_NOTICE, "DEADLETTER", "%s[%d]@%lld id=%s %s: %s", dl.topic, dl.partition,
                (long long)dl.offset, request_id ? request_id : "-", sl_err_name(code), message);
         if ((err = sl_codec_encode_dead_letter(w->codec, &dl, &buf, &len))) {
@@ -190,6 +191,9 @@ static void reject(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *in
         resp.has_label = req->has_label;
         resp.label = req->label;
         resp.timings.request_timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
+        /* Label values come from the repository, never from the request (bounded series). */
+        sl_obs_counter_inc(sl_obs_counter_child(w->obs->errors, m ? m->name : "",
+                                                m ? m->version : "", sl_err_name(code)));
         publish_response(w, msg, inf, &resp);
         sl_stream_dead_letter(w, msg, inf, code, message, req->id);
 }
@@ -328,8 +332,12 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
                 resp.timings.batch_size = (int32_t)b->cnt;
                 b->stats->responses++;
                 b->stats->responses_total++;
+                pr->inf->answered = 1;
+                sl_obs_histogram_observe(b->stats->obs.queue_time,
+                                         (double)resp.timings.queue_us / 1e6);
                 if (pr->req->has_label && resp.n_classes) {
                         int hit = resp.classes[0].index == pr->req->label;
+                        sl_obs_model_metrics_label(&b->stats->obs, hit);
                         b->stats->labelled++;
                         b->stats->labelled_total++;
                         b->stats->correct += hit;
@@ -391,6 +399,8 @@ static void batch_run(sl_worker_t *w, batch_t *b)
                                      sizeof(errstr));
         infer_us = sl_now_us() - start_us;
         sl_stream_samples_add(&b->stats->inference, infer_us);
+        sl_obs_histogram_observe(b->stats->obs.inference_time, (double)infer_us / 1e6);
+        sl_obs_histogram_observe(b->stats->obs.batch_size, (double)b->cnt);
         b->stats->batches++;
         b->stats->batch_rows += b->rows;
         if (b->rows > b->stats->batch_size_max) b->stats->batch_size_max = (int32_t)b->rows;
@@ -485,6 +495,7 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
                 goto finish;
         }
         b = batch_find(w, m);
+        sl_obs_counter_inc(b->stats->obs.requests);
         b->stats->requests++;
         b->stats->requests_total++;
         inf->stats = b->stats;

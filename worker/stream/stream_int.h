@@ -4,6 +4,9 @@
 
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
+#include <stdatomic.h>
+
+#include "../obs/obs.h"
 
 #include "stream.h"
 
@@ -20,6 +23,7 @@ typedef struct inflight_s {
         int64_t offset;
         int pending;          /* outputs produced and not yet acknowledged */
         int finished;         /* all outputs are queued (pending may still be > 0) */
+        int answered;         /* its output is a successful response */
         int64_t consumed_us;  /* sl_now_us() at consume */
         model_stats_t *stats; /* model it counts for, NULL for dead letters */
 } inflight_t;
@@ -49,6 +53,7 @@ struct model_stats_s {
         int32_t batch_size_max;
         int64_t requests_total, responses_total, errors_total, labelled_total, correct_total;
         samples_t latency, inference;
+        sl_obs_model_metrics_t obs; /* Prometheus children of this model version */
 };
 
 /** A request waiting in a batch. */
@@ -96,6 +101,15 @@ struct sl_worker_s {
         int64_t dead_letters, dead_letters_total;
         int64_t window_start_ms, next_metrics_us;
         int64_t produce_retries, delivery_failures;
+
+        /* Prometheus metrics and health, read by the HTTP thread (atomics only). */
+        sl_obs_metrics_t *obs;
+        sl_obs_http_t *http;
+        _Atomic int64_t loop_us;     /* last turn of the serving loop */
+        _Atomic int64_t progress_us; /* last acknowledgement, or idle with nothing owed */
+        _Atomic int n_assigned;      /* partitions assigned now */
+        _Atomic int draining;
+        int64_t window_answered; /* responses acknowledged in this metrics window */
 };
 
 /* kconf.c: librdkafka clients from the config */
@@ -123,6 +137,8 @@ void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflig
                            sl_err_t code, const char *message, const char *request_id);
 
 /* metrics.c */
+sl_err_t sl_stream_obs_init(sl_worker_t *w, char *errstr, size_t errstr_size);
+void sl_stream_obs_destroy(sl_worker_t *w);
 void sl_stream_samples_add(samples_t *s, int64_t v);
 void sl_stream_metrics_publish(sl_worker_t *w);
 void sl_stream_stats_cleanup(sl_worker_t *w);

@@ -61,7 +61,17 @@ inflight_t *sl_stream_inflight_new(sl_worker_t *w, const rd_kafka_message_t *msg
 /* Every output of \p inf is acknowledged: count its latency, move the offset. */
 static void inflight_done(sl_worker_t *w, inflight_t *inf)
 {
-        if (inf->stats) sl_stream_samples_add(&inf->stats->latency, sl_now_us() - inf->consumed_us);
+        int64_t now = sl_now_us();
+        atomic_store(&w->progress_us, now);
+        if (inf->stats) {
+                sl_stream_samples_add(&inf->stats->latency, now - inf->consumed_us);
+                if (inf->answered) {
+                        sl_obs_counter_inc(inf->stats->obs.responses);
+                        sl_obs_histogram_observe(inf->stats->obs.request_latency,
+                                                 (double)(now - inf->consumed_us) / 1e6);
+                        w->window_answered++;
+                }
+        }
         sl_stream_parts_advance(w, inf->part);
 }
 
@@ -144,6 +154,7 @@ void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque
                 rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
                 void *value = malloc(msg->len ? msg->len : 1);
                 w->produce_retries++;
+                sl_obs_counter_inc(w->obs->produce_retries);
                 SL_LOG(SL_LOG_WARNING, "PRODUCE", "delivery to %s failed (%s): producing again",
                        rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
                 if (!rd_kafka_message_headers(msg, &hdrs)) copy = rd_kafka_headers_copy(hdrs);
@@ -179,6 +190,7 @@ void sl_stream_backpressure(sl_worker_t *w)
                 rd_kafka_pause_partitions(w->consumer, l);
         else
                 rd_kafka_resume_partitions(w->consumer, l);
+        sl_obs_gauge_set(w->obs->partitions_paused, want ? (double)l->cnt : 0.0);
         SL_LOG(SL_LOG_INFO, "FLOW", "%s %d partitions: %zu messages in flight",
                want ? "paused" : "resumed", l->cnt, w->inflight_cnt);
         rd_kafka_topic_partition_list_destroy(l);
@@ -193,5 +205,6 @@ sl_err_t sl_stream_commit(sl_worker_t *w, int sync)
                 SL_LOG(SL_LOG_WARNING, "COMMIT", "commit failed: %s", rd_kafka_err2str(err));
                 return SL_ERR_KAFKA;
         }
+        if (!err && sync) sl_obs_counter_inc(w->obs->commits);
         return SL_OK;
 }

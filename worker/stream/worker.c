@@ -19,6 +19,7 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, const sl_repo_t *repo, const sl_co
         w->codec = codec;
         w->inflight_max = INFLIGHT_MAX_DEFAULT;
         if ((err = sl_stream_batches_init(w, errstr, errstr_size)) ||
+            (err = sl_stream_obs_init(w, errstr, errstr_size)) ||
             (err = sl_stream_clients_new(w, errstr, errstr_size))) {
                 sl_worker_destroy(w);
                 return err;
@@ -48,6 +49,12 @@ static void drain_revoked(sl_worker_t *w, rd_kafka_topic_partition_list_t *parts
                                "uncommitted (redelivered to the next owner)",
                                p->topic, p->partition, p->cnt);
                 p->assigned = 0;
+                {
+                        char pstr[16];
+                        sl_strfmt(pstr, sizeof(pstr), "%d", (int)p->partition);
+                        /* this replica no longer owns it: stop reporting its lag */
+                        sl_obs_family_remove(w->obs->consumer_lag, p->topic, pstr);
+                }
         }
 }
 
@@ -60,7 +67,9 @@ void sl_stream_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_error_t *error = NULL;
         rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
+        sl_obs_counter_inc(w->obs->rebalances);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                atomic_fetch_add(&w->n_assigned, parts->cnt);
                 for (int i = 0; i < parts->cnt; i++) {
                         part_t *p = sl_stream_part_get(w, parts->elems[i].topic,
                                                        parts->elems[i].partition, 1);
@@ -79,6 +88,7 @@ void sl_stream_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 SL_LOG(SL_LOG_INFO, "REBALANCE", "%s %d partition(s)", lost ? "lost" : "revoked",
                        parts->cnt);
                 drain_revoked(w, parts, lost);
+                atomic_fetch_sub(&w->n_assigned, parts->cnt);
                 if (coop)
                         error = rd_kafka_incremental_unassign(rk, parts);
                 else
@@ -148,6 +158,10 @@ sl_err_t sl_worker_run(sl_worker_t *w)
                 }
                 rd_kafka_poll(w->producer, 0);
                 now = sl_now_us();
+                atomic_store(&w->loop_us, now);
+                if (!w->inflight_cnt)
+                        atomic_store(&w->progress_us, now); /* nothing owed: not stuck */
+                sl_obs_gauge_set(w->obs->in_flight, (double)w->inflight_cnt);
                 sl_stream_flush_due(w, now, 0);
                 sl_stream_backpressure(w);
                 if (now >= w->next_metrics_us) {
@@ -157,6 +171,7 @@ sl_err_t sl_worker_run(sl_worker_t *w)
         }
 
         /* Drain: finish the open batches, wait for every acknowledgement, commit. */
+        atomic_store(&w->draining, 1);
         SL_LOG(SL_LOG_NOTICE, "WORKER", "draining: %zu message(s) in flight", w->inflight_cnt);
         drain_end = sl_now_us() + (int64_t)w->conf->shutdown_timeout_ms * 1000;
         sl_stream_flush_due(w, 0, 1);
@@ -184,6 +199,7 @@ void sl_worker_destroy(sl_worker_t *w)
                 rd_kafka_flush(w->producer, 1000);
                 rd_kafka_destroy(w->producer);
         }
+        sl_stream_obs_destroy(w);
         sl_stream_stats_cleanup(w);
         sl_stream_batches_destroy(w);
         for (size_t i = 0; i < w->n_parts; i++) {
