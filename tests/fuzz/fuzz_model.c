@@ -18,9 +18,11 @@
 
 static void check_info(const sl_value_info_t *vi)
 {
-        if (!vi || !vi->name || vi->ndim < -1 || vi->ndim > SL_MAX_DIMS) abort();
+        if (!vi || !vi->name || vi->ndim < -1 || vi->ndim > SL_MAX_DIMS)
+                abort();
         for (int d = 0; d < vi->ndim; d++)
-                if (vi->dims[d] < -1) abort();
+                if (vi->dims[d] < -1)
+                        abort();
 }
 
 static void check_model(sl_model_t *m)
@@ -32,9 +34,12 @@ static void check_model(sl_model_t *m)
         for (size_t i = 0; i < sl_model_output_count(m); i++)
                 check_info(sl_model_output(m, i));
         for (size_t i = 0; i < sl_model_node_count(m); i++)
-                if (!sl_model_node_op_type(m, i)) abort();
-        if (!sl_model_producer(m)) abort();
-        if (sl_session_new(m, &s) == SL_OK) sl_session_destroy(s);
+                if (!sl_model_node_op_type(m, i))
+                        abort();
+        if (!sl_model_producer(m))
+                abort();
+        if (sl_session_new(m, &s) == SL_OK)
+                sl_session_destroy(s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -45,16 +50,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sl_err_t err;
         int fd;
 
-        if ((fd = memfd_create("fuzz_model", 0)) < 0) abort();
+        if ((fd = memfd_create("fuzz_model", 0)) < 0)
+                abort();
         while (off < size) {
                 ssize_t n = write(fd, data + off, size - off);
-                if (n <= 0) abort();
+                if (n <= 0)
+                        abort();
                 off += (size_t)n;
         }
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
         err = sl_model_load(path, &m, errstr, sizeof(errstr));
         if (err == SL_OK) {
-                if (!m) abort();
+                if (!m)
+                        abort();
                 check_model(m);
                 sl_model_destroy(m);
         } else if (m || !errstr[0]) {

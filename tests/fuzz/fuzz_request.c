@@ -55,18 +55,21 @@ static void check_request(const sl_codec_t *codec, const sl_request_t *req)
                 for (int d = 0; d < t->ndim && !zero; d++)
                         numel *= (size_t)t->dims[d];
                 if (zero) {
-                        if (t->nbytes) abort();
+                        if (t->nbytes)
+                                abort();
                         continue;
                 }
                 es = t->nbytes / numel;
-                if (t->nbytes % numel || (es != 1 && es != 2 && es != 4 && es != 8)) abort();
+                if (t->nbytes % numel || (es != 1 && es != 2 && es != 4 && es != 8))
+                        abort();
         }
         for (int typed = 0; typed < 2; typed++) {
                 sl_request_t *again = NULL;
                 void *buf = NULL;
                 size_t len = 0;
 
-                if (sl_codec_encode_request(codec, req, typed, &buf, &len)) abort();
+                if (sl_codec_encode_request(codec, req, typed, &buf, &len))
+                        abort();
                 if (sl_codec_decode_request(codec, buf, len, &again, NULL, errstr,
                                             sizeof(errstr)) != SL_OK)
                         abort();
@@ -93,7 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 err = sl_codec_decode_request(codecs[f], data, size, &req, &id, errstr,
                                               sizeof(errstr));
                 if (err == SL_OK) {
-                        if (!req || id) abort();
+                        if (!req || id)
+                                abort();
                         check_request(codecs[f], req);
                 } else if (req || !errstr[0]) {
                         abort();

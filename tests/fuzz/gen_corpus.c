@@ -18,7 +18,8 @@ static int write_file(const char *dir, const char *name, const void *buf, size_t
 
         snprintf(path, sizeof(path), "%s/%s", dir, name);
         fp = fopen(path, "wb");
-        if (!fp) return -1;
+        if (!fp)
+                return -1;
         ok = fwrite(buf, 1, len, fp) == len;
         return fclose(fp) == 0 && ok ? 0 : -1;
 }
@@ -85,7 +86,8 @@ int main(int argc, char **argv)
                                 snprintf(name, sizeof(name), "%s-%s-%s.avro",
                                          f ? "confluent" : "raw", reqs[r].id,
                                          typed ? "typed" : "bytes");
-                                if (write_file(argv[2], name, buf, len)) return 1;
+                                if (write_file(argv[2], name, buf, len))
+                                        return 1;
                                 free(buf);
                                 n++;
                         }

@@ -82,6 +82,12 @@ CASES = [
     ("wrong datatype", encode(request("type-1", inputs=[tensor(datatype="FP64",
                                                                  data=bytes(8 * 784))])),
      "DATATYPE", "type-1"),
+    ("NaN input", encode(request("nan-1", inputs=[tensor(
+        data=bytes(4 * 100) + struct.pack("<f", float("nan")) + bytes(4 * 683))])),
+     "BAD_REQUEST", "nan-1"),
+    ("infinite input", encode(request("inf-1", inputs=[tensor(
+        data=struct.pack("<f", float("inf")) + bytes(4 * 783))])), "BAD_REQUEST", "inf-1"),
+    ("empty id", encode(request("")), "BAD_REQUEST", ""),
     ("oversized batch", encode(request("big-1", inputs=[tensor(shape=[65, 1, 28, 28],
                                                                  data=bytes(65 * 4 * 784))])),
      "SHAPE", "big-1"),

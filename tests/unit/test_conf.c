@@ -31,7 +31,8 @@ typedef struct {
 static int fixture_setup(void **state)
 {
         fixture_t *fx = calloc(1, sizeof(*fx));
-        if (!fx) return -1;
+        if (!fx)
+                return -1;
         snprintf(fx->dir, sizeof(fx->dir), "/tmp/sl_test_conf.XXXXXX");
         if (!mkdtemp(fx->dir)) {
                 free(fx);
@@ -72,7 +73,8 @@ static const char *write_cfg(fixture_t *fx, const char *text)
 static const sl_conf_kafka_prop_t *prop(const sl_conf_t *conf, const char *name)
 {
         for (size_t i = 0; i < conf->n_kafka_props; i++)
-                if (!strcmp(conf->kafka_props[i].name, name)) return &conf->kafka_props[i];
+                if (!strcmp(conf->kafka_props[i].name, name))
+                        return &conf->kafka_props[i];
         return NULL;
 }
 

@@ -186,7 +186,8 @@ static Onnx__NodeProto *b_node(builder_t *b, const char *op, const char *name, c
                         char *v = b_alloc(len + 1);
                         memcpy(v, s, len);
                         arr[cnt++] = v;
-                        if (!e) break;
+                        if (!e)
+                                break;
                         s = e + 1;
                 }
                 if (l == 0) {
@@ -270,7 +271,8 @@ static sl_model_t *b_load(builder_t *b)
         sl_model_t *m = NULL;
         sl_err_t e = sl_model_load(b_write(b), &m, err, sizeof(err));
         unlink(tmp_path);
-        if (e) fail_msg("load failed: %s", err);
+        if (e)
+                fail_msg("load failed: %s", err);
         return m;
 }
 
@@ -293,7 +295,8 @@ static void run_check(builder_t *b, const float *x, int ndim, const int64_t *dim
         in.data = (void *)x;
         in.nbytes = (size_t)n * sizeof(float);
         assert_int_equal(sl_session_new(m, &s), SL_OK);
-        if (sl_session_run(s, &in, 1, &out, 1, err, sizeof(err))) fail_msg("run failed: %s", err);
+        if (sl_session_run(s, &in, 1, &out, 1, err, sizeof(err)))
+                fail_msg("run failed: %s", err);
         assert_int_equal(out.ndim, want_ndim);
         for (int i = 0; i < want_ndim; i++)
                 assert_int_equal(out.dims[i], want_dims[i]);
@@ -530,7 +533,8 @@ static void expect_load_error(builder_t *b, sl_err_t want, const char *const *ne
                 fail_msg("error %s (%s), expected %s", sl_err_name(e), err, sl_err_name(want));
         assert_non_null(strstr(err, tmp_path)); /* names the file */
         for (; *needles; needles++)
-                if (!strstr(err, *needles)) fail_msg("'%s' not in error: %s", *needles, err);
+                if (!strstr(err, *needles))
+                        fail_msg("'%s' not in error: %s", *needles, err);
         b_reset();
 }
 
@@ -719,19 +723,22 @@ static volatile long alloc_count;
 
 void *malloc(size_t n)
 {
-        if (alloc_armed) alloc_count++;
+        if (alloc_armed)
+                alloc_count++;
         return __libc_malloc(n);
 }
 
 void *calloc(size_t n, size_t size)
 {
-        if (alloc_armed) alloc_count++;
+        if (alloc_armed)
+                alloc_count++;
         return __libc_calloc(n, size);
 }
 
 void *realloc(void *p, size_t n)
 {
-        if (alloc_armed) alloc_count++;
+        if (alloc_armed)
+                alloc_count++;
         return __libc_realloc(p, n);
 }
 
@@ -742,20 +749,23 @@ void free(void *p)
 
 int posix_memalign(void **p, size_t align, size_t n)
 {
-        if (alloc_armed) alloc_count++;
+        if (alloc_armed)
+                alloc_count++;
         *p = __libc_memalign(align, n);
         return *p ? 0 : 12 /* ENOMEM */;
 }
 
 void *aligned_alloc(size_t align, size_t n)
 {
-        if (alloc_armed) alloc_count++;
+        if (alloc_armed)
+                alloc_count++;
         return __libc_memalign(align, n);
 }
 
 void *memalign(size_t align, size_t n)
 {
-        if (alloc_armed) alloc_count++;
+        if (alloc_armed)
+                alloc_count++;
         return __libc_memalign(align, n);
 }
 #endif
@@ -816,7 +826,8 @@ static void conv_reference(const conv_case_t *cc, const float *x, const float *w
                                                                              KW +
                                                                          kw];
                                                         }
-                                        if (cc->relu && acc < 0) acc = 0;
+                                        if (cc->relu && acc < 0)
+                                                acc = 0;
                                         y[((n * cc->M + m) * OH + oh) * OW + ow] = (float)acc;
                                 }
 }
@@ -830,10 +841,13 @@ static void conv_case_run(const conv_case_t *cc)
         Onnx__NodeProto *n;
 
         OW = (cc->in[cc->r - 1] + cc->pads[cc->r - 1] + cc->pads[2 * cc->r - 1] -
-              (cc->k[cc->r - 1] - 1) * cc->d[cc->r - 1] - 1) / cc->s[cc->r - 1] + 1;
+              (cc->k[cc->r - 1] - 1) * cc->d[cc->r - 1] - 1) /
+                 cc->s[cc->r - 1] +
+             1;
         if (cc->r == 2)
                 OH = (cc->in[0] + cc->pads[0] + cc->pads[2] - (cc->k[0] - 1) * cc->d[0] - 1) /
-                         cc->s[0] + 1;
+                         cc->s[0] +
+                     1;
         xd[0] = cc->N, xd[1] = cc->C, wd[0] = cc->M, wd[1] = Cg;
         od[0] = cc->N, od[1] = cc->M;
         nx = cc->N * cc->C, nw = cc->M * Cg, ny = cc->N * cc->M * OH * OW;
@@ -841,8 +855,10 @@ static void conv_case_run(const conv_case_t *cc)
                 xd[2 + i] = cc->in[i], wd[2 + i] = cc->k[i];
                 nx *= cc->in[i], nw *= cc->k[i];
         }
-        if (cc->r == 2) od[2] = OH, od[3] = OW;
-        else od[2] = OW;
+        if (cc->r == 2)
+                od[2] = OH, od[3] = OW;
+        else
+                od[2] = OW;
         b_init(&b, 13);
         x = frand_n((size_t)nx);
         w = frand_n((size_t)nw);
@@ -858,7 +874,8 @@ static void conv_case_run(const conv_case_t *cc)
         attr_ints(n, "dilations", cc->d, (size_t)cc->r);
         attr_ints(n, "pads", cc->pads, (size_t)(2 * cc->r));
         attr_i(n, "group", cc->group);
-        if (cc->relu) b_node(&b, "Relu", "relu", "c", "y");
+        if (cc->relu)
+                b_node(&b, "Relu", "relu", "c", "y");
         run_check(&b, x, (int)nd, xd, want, (int)nd, od);
 }
 
@@ -888,9 +905,8 @@ static sl_model_t *small_cnn(void)
 {
         builder_t b;
         static const int64_t xd[] = {-1, 1, 12, 12}, w1d[] = {8, 1, 3, 3}, b1d[] = {8},
-                             w2d[] = {16, 8, 3, 3}, b2d[] = {16}, f1d[] = {20, 144},
-                             fb1d[] = {20}, f2d[] = {5, 20}, fb2d[] = {5}, k2[] = {2, 2},
-                             p1[] = {1, 1, 1, 1};
+                             w2d[] = {16, 8, 3, 3}, b2d[] = {16}, f1d[] = {20, 144}, fb1d[] = {20},
+                             f2d[] = {5, 20}, fb2d[] = {5}, k2[] = {2, 2}, p1[] = {1, 1, 1, 1};
         Onnx__NodeProto *n;
         sl_model_t *m;
 
@@ -948,7 +964,8 @@ static void test_run_allocates_nothing(void **state)
         char err[512] = "";
         float *x = malloc(sizeof(float) * 7 * 144);
         (void)state;
-        if (!SL_COUNT_ALLOCS) skip();
+        if (!SL_COUNT_ALLOCS)
+                skip();
         assert_non_null(x);
         /* As the worker runs it: OpenBLAS's threaded sgemm mallocs a buffer per
          * call (checked: 512 KiB from sgemm_thread_nn), its 1-thread path does not. */

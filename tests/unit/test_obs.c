@@ -35,7 +35,8 @@ static sl_obs_family_t *family(sl_obs_registry_t *reg, sl_obs_type_t type, const
         char errstr[256] = "";
         sl_err_t err = sl_obs_family_new(reg, type, name, help, labels, buckets, n_buckets, &fam,
                                          errstr, sizeof(errstr));
-        if (err) print_error("%s\n", errstr);
+        if (err)
+                print_error("%s\n", errstr);
         assert_int_equal(err, SL_OK);
         assert_non_null(fam);
         return fam;
@@ -440,7 +441,8 @@ typedef struct {
 static int live_cb(void *opaque, char *reason, size_t reason_size)
 {
         probe_state_t *s = opaque;
-        if (atomic_load(&s->live)) return 1;
+        if (atomic_load(&s->live))
+                return 1;
         snprintf(reason, reason_size, "no progress for 31 s");
         return 0;
 }
@@ -448,7 +450,8 @@ static int live_cb(void *opaque, char *reason, size_t reason_size)
 static int ready_cb(void *opaque, char *reason, size_t reason_size)
 {
         probe_state_t *s = opaque;
-        if (atomic_load(&s->ready)) return 1;
+        if (atomic_load(&s->ready))
+                return 1;
         snprintf(reason, reason_size, "no partitions assigned");
         return 0;
 }

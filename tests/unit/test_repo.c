@@ -125,7 +125,8 @@ static void test_warm_up_catches_unrunnable_model(void **state)
         assert_int_equal(sl_file_read(path, &buf, &len, NULL, 0), SL_OK);
         /* Every Gemm becomes a Conv: valid protobuf, known op, impossible shapes. */
         for (size_t i = 0; i + 4 <= len; i++)
-                if (!memcmp(buf + i, "Gemm", 4)) memcpy(buf + i, "Conv", 4);
+                if (!memcmp(buf + i, "Gemm", 4))
+                        memcpy(buf + i, "Conv", 4);
         assert_non_null(fp = fopen(path, "wb"));
         assert_int_equal(fwrite(buf, 1, len, fp), len);
         fclose(fp);

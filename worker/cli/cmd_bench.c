@@ -60,7 +60,8 @@ static int make_inputs(const sl_model_t *m, int64_t batch, sl_tensor_t *in, size
                 }
                 esz = sl_dtype_size(in[i].dtype);
                 in[i].nbytes = (size_t)cnt * esz;
-                if (!(in[i].data = calloc(1, in[i].nbytes ? in[i].nbytes : 1))) return -1;
+                if (!(in[i].data = calloc(1, in[i].nbytes ? in[i].nbytes : 1)))
+                        return -1;
                 if (in[i].dtype == SL_DT_FLOAT)
                         for (int64_t e = 0; e < cnt; e++) {
                                 seed = seed * 1664525u + 1013904223u;
@@ -93,13 +94,16 @@ int sl_cmd_bench(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "b:w:r:h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'b':
-                        if (parse_count("--batch-size", optarg, 1, &batch)) return 2;
+                        if (parse_count("--batch-size", optarg, 1, &batch))
+                                return 2;
                         break;
                 case 'w':
-                        if (parse_count("--warmup", optarg, 0, &warmup)) return 2;
+                        if (parse_count("--warmup", optarg, 0, &warmup))
+                                return 2;
                         break;
                 case 'r':
-                        if (parse_count("--runs", optarg, 1, &runs)) return 2;
+                        if (parse_count("--runs", optarg, 1, &runs))
+                                return 2;
                         break;
                 case 'h':
                         usage(stdout);

@@ -195,7 +195,8 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
                         o->assign = 1;
                         break;
                 case OPT_EXPECT:
-                        if (parse_nonneg("--expect", optarg, INT64_MAX, &o->expect)) return 2;
+                        if (parse_nonneg("--expect", optarg, INT64_MAX, &o->expect))
+                                return 2;
                         break;
                 case OPT_TIMEOUT:
                         if (parse_nonneg("--timeout-ms", optarg, INT32_MAX, &o->timeout_ms))
@@ -214,7 +215,8 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
                         }
                         break;
                 case OPT_SCHEMA_ID:
-                        if (parse_nonneg("--schema-id", optarg, INT32_MAX, &v)) return 2;
+                        if (parse_nonneg("--schema-id", optarg, INT32_MAX, &v))
+                                return 2;
                         o->schema_id = (int32_t)v;
                         break;
                 case OPT_DLQ_SCHEMA_ID:
@@ -230,7 +232,8 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
                         o->labels_file_given = 1;
                         break;
                 case OPT_SHOW:
-                        if (parse_nonneg("--show", optarg, INT32_MAX, &o->show)) return 2;
+                        if (parse_nonneg("--show", optarg, INT32_MAX, &o->show))
+                                return 2;
                         break;
                 case OPT_OUT:
                         o->out = optarg;
@@ -275,10 +278,13 @@ static uint64_t hash_str(const char *s)
 /* Index of \p id in c->entries, or -1. */
 static ssize_t find_entry(const collect_t *c, const char *id)
 {
-        if (!c->n_slots) return -1;
+        if (!c->n_slots)
+                return -1;
         for (size_t s = hash_str(id) & (c->n_slots - 1);; s = (s + 1) & (c->n_slots - 1)) {
-                if (!c->slots[s]) return -1;
-                if (!strcmp(c->entries[c->slots[s] - 1].id, id)) return (ssize_t)(c->slots[s] - 1);
+                if (!c->slots[s])
+                        return -1;
+                if (!strcmp(c->entries[c->slots[s] - 1].id, id))
+                        return (ssize_t)(c->slots[s] - 1);
         }
 }
 
@@ -288,7 +294,8 @@ static int rehash(collect_t *c)
         size_t n_slots = c->n_slots ? c->n_slots * 2 : 1024;
         size_t *slots = calloc(n_slots, sizeof(*slots));
 
-        if (!slots) return -1;
+        if (!slots)
+                return -1;
         for (size_t i = 0; i < c->n; i++) {
                 size_t s = hash_str(c->entries[i].id) & (n_slots - 1);
 
@@ -311,11 +318,13 @@ static int add_entry(collect_t *c, const entry_t *e)
                 size_t cap = c->cap ? c->cap * 2 : 1024;
                 entry_t *v = realloc(c->entries, cap * sizeof(*v));
 
-                if (!v) return -1;
+                if (!v)
+                        return -1;
                 c->entries = v;
                 c->cap = cap;
         }
-        if ((c->n + 1) * 2 > c->n_slots && rehash(c)) return -1;
+        if ((c->n + 1) * 2 > c->n_slots && rehash(c))
+                return -1;
         c->entries[c->n] = *e;
         s = hash_str(e->id) & (c->n_slots - 1);
         while (c->slots[s])
@@ -336,10 +345,12 @@ static int count_code(code_counts_t *cc, const char *code)
                 }
         }
         v = realloc(cc->v, (cc->n + 1) * sizeof(*v));
-        if (!v) return -1;
+        if (!v)
+                return -1;
         cc->v = v;
         v[cc->n].code = strdup(code);
-        if (!v[cc->n].code) return -1;
+        if (!v[cc->n].code)
+                return -1;
         v[cc->n++].n = 1;
         return 0;
 }
@@ -379,10 +390,12 @@ static void top1(const sl_response_decoded_t *r, entry_t *e)
                 e->probability = r->class_probability[0];
                 return;
         }
-        if (r->n_outputs < 1 || r->outputs[0].tensor.dtype != SL_DT_FLOAT) return;
+        if (r->n_outputs < 1 || r->outputs[0].tensor.dtype != SL_DT_FLOAT)
+                return;
         t = &r->outputs[0].tensor;
         n = sl_tensor_numel(t);
-        if (n < 1 || (size_t)n * sizeof(float) > t->nbytes) return;
+        if (n < 1 || (size_t)n * sizeof(float) > t->nbytes)
+                return;
         for (int64_t i = 0; i < n; i++) {
                 float v = ((const float *)t->data)[i];
 
@@ -404,7 +417,8 @@ static int on_response(collect_t *c, const rd_kafka_message_t *msg, const sl_cod
 
         memset(&e, 0, sizeof(e));
         err = sl_codec_decode_response(codec, msg->payload, msg->len, &r, errstr, sizeof(errstr));
-        if (!err) c->responses++;
+        if (!err)
+                c->responses++;
         if (err) {
                 if (c->undecodable++ < COLLECT_ERRORS_SHOWN)
                         fprintf(stderr, "collect: %s [%d] offset %lld: %s\n",
@@ -422,7 +436,8 @@ static int on_response(collect_t *c, const rd_kafka_message_t *msg, const sl_cod
         e.request_ts_ms = r->timings.request_timestamp_ms;
         e.response_ts_ms = rd_kafka_message_timestamp(msg, &tstype);
         e.id = strdup(r->id);
-        if (r->error_code) e.error_code = strdup(r->error_code);
+        if (r->error_code)
+                e.error_code = strdup(r->error_code);
         if (r->n_classes > 0 && r->class_label && r->class_label[0])
                 e.class_label = strdup(r->class_label[0]);
         if (!e.id || (r->error_code && !e.error_code) ||
@@ -507,7 +522,8 @@ static rd_kafka_t *consumer_new(const collect_opts_t *o, char *errstr, size_t er
                 rd_kafka_poll_set_consumer(rk);
         }
 done:
-        if (conf) rd_kafka_conf_destroy(conf);
+        if (conf)
+                rd_kafka_conf_destroy(conf);
         return rk;
 }
 
@@ -537,9 +553,12 @@ static sl_err_t assign_all(rd_kafka_t *rk, const char **topics, int n_topics, ch
                                                                   md->topics[0].partitions[p].id)
                                     ->offset = RD_KAFKA_OFFSET_BEGINNING;
                 }
-                if (md) rd_kafka_metadata_destroy(md);
-                if (rkt) rd_kafka_topic_destroy(rkt);
-                if (err) goto done;
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                if (rkt)
+                        rd_kafka_topic_destroy(rkt);
+                if (err)
+                        goto done;
         }
         if (rd_kafka_assign(rk, parts)) {
                 sl_strfmt(errstr, errstr_size, "assigning partitions failed");
@@ -558,7 +577,8 @@ static sl_err_t start_consuming(rd_kafka_t *rk, const collect_opts_t *o, char *e
         rd_kafka_topic_partition_list_t *sub;
         rd_kafka_resp_err_t kerr;
 
-        if (o->assign) return assign_all(rk, topics, n, errstr, errstr_size);
+        if (o->assign)
+                return assign_all(rk, topics, n, errstr, errstr_size);
         sub = rd_kafka_topic_partition_list_new(n);
         for (int i = 0; i < n; i++)
                 rd_kafka_topic_partition_list_add(sub, topics[i], RD_KAFKA_PARTITION_UA);
@@ -582,7 +602,8 @@ static int consume(rd_kafka_t *rk, const collect_opts_t *o, const sl_codec_t *co
                 int rc = 0;
 
                 if (!msg) {
-                        if (sl_now_us() - last_us > o->timeout_ms * 1000) break;
+                        if (sl_now_us() - last_us > o->timeout_ms * 1000)
+                                break;
                         continue;
                 }
                 if (msg->err) {
@@ -629,7 +650,8 @@ static int64_t percentile(const int64_t *v, int64_t n, double p)
 {
         int64_t rank = (int64_t)(p / 100.0 * (double)n + 0.999999999);
 
-        if (rank < 1) rank = 1;
+        if (rank < 1)
+                rank = 1;
         return v[(rank > n ? n : rank) - 1];
 }
 
@@ -638,7 +660,8 @@ static int summarise(const collect_t *c, summary_t *s)
         int64_t *lat = malloc((c->n ? c->n : 1) * sizeof(*lat));
         int64_t first_req = INT64_MAX, last_resp = INT64_MIN;
 
-        if (!lat) return -1;
+        if (!lat)
+                return -1;
         memset(s, 0, sizeof(*s));
         s->rate = -1;
         for (size_t i = 0; i < c->n; i++) {
@@ -648,10 +671,13 @@ static int summarise(const collect_t *c, summary_t *s)
                         s->labelled++;
                         s->correct += e->predicted == e->label;
                 }
-                if (e->request_ts_ms <= 0 || e->response_ts_ms < 0) continue;
+                if (e->request_ts_ms <= 0 || e->response_ts_ms < 0)
+                        continue;
                 lat[s->n_latency++] = e->response_ts_ms - e->request_ts_ms;
-                if (e->request_ts_ms < first_req) first_req = e->request_ts_ms;
-                if (e->response_ts_ms > last_resp) last_resp = e->response_ts_ms;
+                if (e->request_ts_ms < first_req)
+                        first_req = e->request_ts_ms;
+                if (e->response_ts_ms > last_resp)
+                        last_resp = e->response_ts_ms;
         }
         if (s->n_latency) {
                 qsort(lat, (size_t)s->n_latency, sizeof(*lat), cmp_i64);
@@ -686,7 +712,8 @@ static void json_counts(FILE *fp, const code_counts_t *cc)
 {
         fputc('{', fp);
         for (size_t i = 0; i < cc->n; i++) {
-                if (i) fputc(',', fp);
+                if (i)
+                        fputc(',', fp);
                 json_string(fp, cc->v[i].code);
                 fprintf(fp, ":%lld", (long long)cc->v[i].n);
         }
@@ -726,8 +753,10 @@ static void print_json(FILE *fp, const collect_t *c, const summary_t *s, const c
 static const char *class_name(char **names, size_t n_names, int64_t idx, const char *fallback,
                               char *buf, size_t buf_size)
 {
-        if (idx >= 0 && (size_t)idx < n_names && *names[idx]) return names[idx];
-        if (fallback) return fallback;
+        if (idx >= 0 && (size_t)idx < n_names && *names[idx])
+                return names[idx];
+        if (fallback)
+                return fallback;
         snprintf(buf, buf_size, "%lld", (long long)idx);
         return buf;
 }
@@ -792,7 +821,8 @@ static void csv_field(FILE *fp, const char *s)
         }
         fputc('"', fp);
         for (; *s; s++) {
-                if (*s == '"') fputc('"', fp);
+                if (*s == '"')
+                        fputc('"', fp);
                 fputc(*s, fp);
         }
         fputc('"', fp);
@@ -814,9 +844,11 @@ static int write_csv(const char *path, const collect_t *c)
                         fprintf(fp, ",%d,%.6f,", (int)e->predicted, (double)e->probability);
                 else
                         fputs(",-1,,", fp);
-                if (e->has_label) fprintf(fp, "%lld", (long long)e->label);
+                if (e->has_label)
+                        fprintf(fp, "%lld", (long long)e->label);
                 fputc(',', fp);
-                if (e->error_code) csv_field(fp, e->error_code);
+                if (e->error_code)
+                        csv_field(fp, e->error_code);
                 fputc('\n', fp);
         }
         if (fclose(fp)) {
@@ -859,8 +891,10 @@ int sl_cmd_collect(int argc, char **argv)
         sl_codec_params_init(&cp);
         cp.framing = o.framing;
         cp.schema_dir = o.schema_dir;
-        if (o.schema_id >= 0) cp.response_schema_id = o.schema_id;
-        if (o.dead_letter_schema_id >= 0) cp.dead_letter_schema_id = o.dead_letter_schema_id;
+        if (o.schema_id >= 0)
+                cp.response_schema_id = o.schema_id;
+        if (o.dead_letter_schema_id >= 0)
+                cp.dead_letter_schema_id = o.dead_letter_schema_id;
         if (sl_codec_new(&cp, &codec, errstr, sizeof(errstr))) {
                 fprintf(stderr, "collect: %s\n", errstr);
                 goto done;
@@ -872,12 +906,14 @@ int sl_cmd_collect(int argc, char **argv)
         }
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
-        if (consume(rk, &o, codec, &c) || summarise(&c, &s)) goto done;
+        if (consume(rk, &o, codec, &c) || summarise(&c, &s))
+                goto done;
         if (o.json)
                 print_json(stdout, &c, &s, &o);
         else
                 print_text(stdout, &c, &s, &o, names, n_names);
-        if (o.out && write_csv(o.out, &c)) goto done;
+        if (o.out && write_csv(o.out, &c))
+                goto done;
         ret = o.expect && (int64_t)c.n < o.expect ? 1 : 0;
 done:
         signal(SIGINT, SIG_DFL);

@@ -46,11 +46,13 @@ static int remember_pass(run_t *r, const char *name)
         if (r->n_passed_names == r->cap_passed_names) {
                 size_t nc = r->cap_passed_names ? 2 * r->cap_passed_names : 256;
                 char **nn = realloc(r->passed_names, nc * sizeof(*nn));
-                if (!nn) return -1;
+                if (!nn)
+                        return -1;
                 r->passed_names = nn;
                 r->cap_passed_names = nc;
         }
-        if (!(r->passed_names[r->n_passed_names] = strdup(name))) return -1;
+        if (!(r->passed_names[r->n_passed_names] = strdup(name)))
+                return -1;
         r->n_passed_names++;
         return 0;
 }
@@ -91,7 +93,8 @@ static void shape_str(const sl_tensor_t *t, char *buf, size_t size)
         for (int i = 0; i < t->ndim && o < size; i++)
                 o += (size_t)snprintf(buf + o, size - o, "%s%lld", i ? "," : "",
                                       (long long)t->dims[i]);
-        if (o < size) snprintf(buf + o, size - o, "]");
+        if (o < size)
+                snprintf(buf + o, size - o, "]");
 }
 
 /* 0 when \p got matches \p want; else a reason with the worst element. */
@@ -119,10 +122,13 @@ static int compare(const run_t *r, const sl_tensor_t *got, const sl_tensor_t *wa
         for (int64_t i = 0; i < n; i++) {
                 double g = get_f64(got, i), w = get_f64(want, i), excess;
                 if (fl) {
-                        if (isnan(g) && isnan(w)) continue;
-                        if (isinf(w) && g == w) continue;
+                        if (isnan(g) && isnan(w))
+                                continue;
+                        if (isinf(w) && g == w)
+                                continue;
                         excess = fabs(g - w) - (r->atol + r->rtol * fabs(w));
-                        if (isnan(excess)) excess = INFINITY;
+                        if (isnan(excess))
+                                excess = INFINITY;
                 } else {
                         excess = g == w ? -1 : fabs(g - w);
                 }
@@ -131,7 +137,8 @@ static int compare(const run_t *r, const sl_tensor_t *got, const sl_tensor_t *wa
                         worst_excess = excess;
                 }
         }
-        if (worst < 0) return 0;
+        if (worst < 0)
+                return 0;
         sl_strfmt(why, why_size,
                   "worst element #%lld: got %.9g, expected %.9g (|diff| %.3g, tolerance %.3g)",
                   (long long)worst, get_f64(got, worst), get_f64(want, worst),
@@ -163,7 +170,8 @@ static int run_data_set(const run_t *r, sl_model_t *model, sl_session_t *sess, c
         }
         for (k = 0;; k++) {
                 sl_strfmt(path, sizeof(path), "%s/input_%zu.pb", dir, k);
-                if (!is_file(path)) break;
+                if (!is_file(path))
+                        break;
                 if (k >= nin) {
                         sl_strfmt(why, why_size, "data set has more inputs than the model (%zu)",
                                   nin);
@@ -186,7 +194,8 @@ static int run_data_set(const run_t *r, sl_model_t *model, sl_session_t *sess, c
         }
         for (k = 0; k < nout; k++) {
                 sl_strfmt(path, sizeof(path), "%s/output_%zu.pb", dir, k);
-                if (!is_file(path)) break;
+                if (!is_file(path))
+                        break;
                 if ((e = sl_tensor_load(path, &want, err, sizeof(err)))) {
                         sl_strfmt(why, why_size, "%s", err);
                         ret = e == SL_ERR_UNSUPPORTED ? 2 : 1;
@@ -235,9 +244,11 @@ static void run_test(run_t *r, const char *dir)
         }
         status = 0;
         for (int i = 0; i < nsets && status == 0; i++) {
-                if (strncmp(sets[i]->d_name, "test_data_set_", 14)) continue;
+                if (strncmp(sets[i]->d_name, "test_data_set_", 14))
+                        continue;
                 sl_strfmt(path, sizeof(path), "%s/%s", dir, sets[i]->d_name);
-                if (!is_dir(path)) continue;
+                if (!is_dir(path))
+                        continue;
                 status = run_data_set(r, model, sess, path, why, sizeof(why));
                 ran++;
         }
@@ -249,7 +260,8 @@ done:
         if (status == 0) {
                 r->passed++;
                 printf("PASS %s\n", name);
-                if (remember_pass(r, name)) fprintf(stderr, "sluice conformance: out of memory\n");
+                if (remember_pass(r, name))
+                        fprintf(stderr, "sluice conformance: out of memory\n");
         } else if (status == 2) {
                 r->skipped++;
                 printf("UNSUPPORTED %s: %s\n", name, why);
@@ -298,7 +310,8 @@ static void run_dir(run_t *r, const char *dir)
 static bool has_passed(const run_t *r, const char *name)
 {
         for (size_t i = 0; i < r->n_passed_names; i++)
-                if (!strcmp(r->passed_names[i], name)) return true;
+                if (!strcmp(r->passed_names[i], name))
+                        return true;
         return false;
 }
 
@@ -320,7 +333,8 @@ static int check_expect(const run_t *r, const char *file)
                 e = s + strlen(s);
                 while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' '))
                         *--e = '\0';
-                if (!*s || *s == '#') continue;
+                if (!*s || *s == '#')
+                        continue;
                 if (!has_passed(r, s)) {
                         printf("EXPECTED PASS %s: did not pass\n", s);
                         missing++;
@@ -337,7 +351,8 @@ static int parse_tol(const char *s, double *out)
         double v;
         errno = 0;
         v = strtod(s, &end);
-        if (errno || end == s || *end || !isfinite(v) || v < 0) return -1;
+        if (errno || end == s || *end || !isfinite(v) || v < 0)
+                return -1;
         *out = v;
         return 0;
 }

@@ -10,7 +10,8 @@
 static void print_value(const char *kind, const sl_value_info_t *vi)
 {
         printf("  %s %s: %s [", kind, vi->name, sl_dtype_name(vi->dtype));
-        if (vi->ndim < 0) printf("?");
+        if (vi->ndim < 0)
+                printf("?");
         for (int i = 0; i < vi->ndim; i++) {
                 if (vi->dims[i] < 0)
                         printf("%s?", i ? "," : "");
@@ -36,7 +37,8 @@ static void print_ops(const sl_model_t *m)
                 size_t k;
                 for (k = 0; k < nu && strcmp(names[k], op); k++)
                         ;
-                if (k == nu) names[nu++] = op;
+                if (k == nu)
+                        names[nu++] = op;
                 counts[k]++;
         }
         printf("  operators (%zu nodes):", n);

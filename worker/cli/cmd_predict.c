@@ -120,10 +120,12 @@ static int parse_args(int argc, char **argv, predict_opts_t *o)
                         o->labels = optarg;
                         break;
                 case 'n':
-                        if (parse_pos("--count", optarg, 1, &o->count)) return 2;
+                        if (parse_pos("--count", optarg, 1, &o->count))
+                                return 2;
                         break;
                 case OPT_BATCH:
-                        if (parse_pos("--batch-size", optarg, 1, &o->batch_size)) return 2;
+                        if (parse_pos("--batch-size", optarg, 1, &o->batch_size))
+                                return 2;
                         break;
                 case OPT_OUT:
                         o->out = optarg;
@@ -132,7 +134,8 @@ static int parse_args(int argc, char **argv, predict_opts_t *o)
                         o->id_prefix = optarg;
                         break;
                 case OPT_SHOW:
-                        if (parse_pos("--show", optarg, 0, &o->show)) return 2;
+                        if (parse_pos("--show", optarg, 0, &o->show))
+                                return 2;
                         break;
                 case 'h':
                         usage(stdout);
@@ -181,7 +184,8 @@ static sl_err_t input_shape(const sl_value_info_t *in, const sl_idx_images_t *im
         } else {
                 t->dims[ndim - 2] = (int64_t)img->rows;
                 t->dims[ndim - 1] = (int64_t)img->cols;
-                if (ndim == 4) t->dims[1] = 1;
+                if (ndim == 4)
+                        t->dims[1] = 1;
         }
         t->nbytes = (size_t)*b * img->rows * img->cols * sizeof(float);
         return SL_OK;
@@ -203,7 +207,8 @@ static sl_err_t run_all(const sl_repo_model_t *m, const sl_idx_images_t *img, in
 
         err = input_shape(in, img, &b, &input, errstr, errstr_size);
         *bp = b;
-        if (err) goto done;
+        if (err)
+                goto done;
         input.data = calloc((size_t)b * npix, sizeof(float));
         outs = calloc(n_out ? n_out : 1, sizeof(*outs));
         res->index = calloc(img->count, sizeof(*res->index));
@@ -232,7 +237,8 @@ static sl_err_t run_all(const sl_repo_model_t *m, const sl_idx_images_t *img, in
                 input.dims[0] = fixed ? b : (int64_t)nb;
                 input.nbytes = (size_t)input.dims[0] * npix * sizeof(float);
                 err = sl_session_run(session, &input, 1, outs, n_out, errstr, errstr_size);
-                if (err) goto done;
+                if (err)
+                        goto done;
                 if (n_out < 1 || outs[0].dtype != SL_DT_FLOAT || outs[0].ndim < 1 ||
                     outs[0].dims[0] != input.dims[0]) {
                         sl_strfmt(errstr, errstr_size,
@@ -258,7 +264,8 @@ done:
 
 static const char *class_name(const sl_repo_model_t *m, int64_t idx, char *buf, size_t size)
 {
-        if (idx >= 0 && (size_t)idx < m->n_labels && m->labels) return m->labels[idx];
+        if (idx >= 0 && (size_t)idx < m->n_labels && m->labels)
+                return m->labels[idx];
         snprintf(buf, size, "%lld", (long long)idx);
         return buf;
 }
@@ -354,7 +361,8 @@ int sl_cmd_predict(int argc, char **argv)
                 goto done;
         }
         report(&o, m, &lab, &res, o.batch_size, secs);
-        if (o.out && write_csv(o.out, o.id_prefix, &res)) goto done;
+        if (o.out && write_csv(o.out, o.id_prefix, &res))
+                goto done;
         ret = 0;
 done:
         free(res.index);

@@ -264,9 +264,11 @@ static rd_kafka_t *producer_new(const produce_opts_t *o, produce_stats_t *stats,
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
         rd_kafka_conf_set_opaque(conf, stats);
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
-        if (rk) conf = NULL; /* now owned by rk */
+        if (rk)
+                conf = NULL; /* now owned by rk */
 done:
-        if (conf) rd_kafka_conf_destroy(conf);
+        if (conf)
+                rd_kafka_conf_destroy(conf);
         return rk;
 }
 
@@ -290,7 +292,8 @@ static void bucket_take(bucket_t *b, rd_kafka_t *rk)
                 int64_t now = sl_now_us();
 
                 b->tokens += (double)(now - b->last_us) * b->rate / 1e6;
-                if (b->tokens > b->burst) b->tokens = b->burst;
+                if (b->tokens > b->burst)
+                        b->tokens = b->burst;
                 b->last_us = now;
                 if (b->tokens >= 1.0) {
                         b->tokens -= 1.0;
@@ -314,7 +317,8 @@ static sl_err_t produce_one(rd_kafka_t *rk, const char *topic, const char *key, 
                     rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
                                       RD_KAFKA_V_VALUE(value, len),
                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
-                if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+                if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        break;
                 rd_kafka_poll(rk, 100);
         }
         if (kerr) {
@@ -386,9 +390,11 @@ static sl_err_t send_all(const produce_opts_t *o, const sl_idx_images_t *img,
                                   sl_err2str(err));
                         goto done;
                 }
-                if (o->rate > 0) bucket_take(&bucket, rk);
+                if (o->rate > 0)
+                        bucket_take(&bucket, rk);
                 err = produce_one(rk, o->topic, id, buf, len, errstr, errstr_size);
-                if (err) goto done;
+                if (err)
+                        goto done;
                 (*sentp)++;
         }
 done:
@@ -464,14 +470,16 @@ int sl_cmd_produce(int argc, char **argv)
 
         t0 = sl_now_us();
         err = send_all(&o, &img, &lab, codec, rk, &sent, errstr, sizeof(errstr));
-        if (err) fprintf(stderr, "produce: %s\n", errstr);
+        if (err)
+                fprintf(stderr, "produce: %s\n", errstr);
         if (stop_requested)
                 fprintf(stderr, "produce: interrupted; waiting for delivery reports "
                                 "(interrupt again to give up)\n");
         flush_all(rk);
         secs = (double)(sl_now_us() - t0) / 1e6;
         /* Messages purged or never reported are failures too. */
-        if (stats.delivered + stats.failed < sent) stats.failed = sent - stats.delivered;
+        if (stats.delivered + stats.failed < sent)
+                stats.failed = sent - stats.delivered;
         printf("sent %lld in %.3f s (%.1f msg/s) to %s, delivered %lld, delivery failures %lld\n",
                (long long)sent, secs, secs > 0 ? (double)sent / secs : 0.0, o.topic,
                (long long)stats.delivered, (long long)stats.failed);
@@ -479,7 +487,8 @@ int sl_cmd_produce(int argc, char **argv)
 done:
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
-        if (rk) rd_kafka_destroy(rk);
+        if (rk)
+                rd_kafka_destroy(rk);
         sl_codec_destroy(codec);
         sl_idx_images_cleanup(&img);
         sl_idx_labels_cleanup(&lab);

@@ -16,7 +16,8 @@ static sl_worker_t *the_worker;
 static void on_signal(int sig)
 {
         (void)sig;
-        if (the_worker) sl_worker_stop(the_worker);
+        if (the_worker)
+                sl_worker_stop(the_worker);
 }
 
 static void usage(FILE *fp)
@@ -62,6 +63,8 @@ int sl_cmd_worker(int argc, char **argv)
                 }
         }
         if (!path || optind != argc) {
+                fprintf(stderr, "sluice worker: %s\n\n",
+                        !path ? "a config file is required (-c FILE)" : "unexpected argument");
                 usage(stderr);
                 return 2;
         }
@@ -74,10 +77,13 @@ int sl_cmd_worker(int argc, char **argv)
                 fprintf(stderr, "sluice: unknown log level '%s'\n", level);
                 goto done;
         }
-        SL_LOG(SL_LOG_NOTICE, "WORKER", "sluice %s starting: config=%s OpenBLAS core=%s%s%s",
-               SL_VERSION, path, sl_engine_blas_core(),
-               getenv("SLUICE_BLAS_DETECTED") ? " (selected by sluice; detected " : "",
-               getenv("SLUICE_BLAS_DETECTED") ? getenv("SLUICE_BLAS_DETECTED") : "");
+        {
+                const char *detected = getenv("SLUICE_BLAS_DETECTED");
+                SL_LOG(SL_LOG_NOTICE, "WORKER",
+                       "sluice %s starting: config=%s OpenBLAS core=%s%s%s%s", SL_VERSION, path,
+                       sl_engine_blas_core(), detected ? " (selected by sluice; detected " : "",
+                       detected ? detected : "", detected ? ")" : "");
+        }
 
         sl_codec_params_init(&cp);
         cp.framing = !strcmp(conf.framing, "confluent") ? SL_FRAMING_CONFLUENT : SL_FRAMING_RAW;
@@ -113,6 +119,7 @@ done:
         sl_worker_destroy(w);
         sl_repo_destroy(repo);
         sl_codec_destroy(codec);
-        if (conf_loaded) sl_conf_cleanup(&conf);
+        if (conf_loaded)
+                sl_conf_cleanup(&conf);
         return rc;
 }

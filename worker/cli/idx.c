@@ -20,7 +20,8 @@ static sl_err_t read_full(gzFile gz, const char *path, const char *what, void *b
                 size_t chunk = len - done;
                 int n;
 
-                if (chunk > (1u << 30)) chunk = 1u << 30;
+                if (chunk > (1u << 30))
+                        chunk = 1u << 30;
                 n = gzread(gz, (char *)buf + done, (unsigned)chunk);
                 if (n < 0) {
                         int zerr = 0;
@@ -83,7 +84,8 @@ static sl_err_t read_idx(const char *path, uint32_t magic_want, int ndim, size_t
                 goto done;
         }
         err = read_full(gz, path, "the IDX header", hdr, 4 + 4 * (size_t)ndim, errstr, errstr_size);
-        if (err) goto done;
+        if (err)
+                goto done;
         magic = be32(hdr);
         if (magic != magic_want) {
                 kind = magic_kind(magic);
@@ -101,10 +103,12 @@ static sl_err_t read_idx(const char *path, uint32_t magic_want, int ndim, size_t
                         err = SL_ERR_INVALID_ARG;
                         goto done;
                 }
-                if (d > 0) item_size *= dims[d];
+                if (d > 0)
+                        item_size *= dims[d];
         }
         count = dims[0];
-        if (max_count && max_count < count) count = max_count;
+        if (max_count && max_count < count)
+                count = max_count;
         if (count == 0) {
                 sl_strfmt(errstr, errstr_size, "%s: the file holds no items", path);
                 err = SL_ERR_INVALID_ARG;
@@ -124,7 +128,8 @@ static sl_err_t read_idx(const char *path, uint32_t magic_want, int ndim, size_t
                 goto done;
         }
         err = read_full(gz, path, "the IDX body", data, nbytes, errstr, errstr_size);
-        if (err) goto done;
+        if (err)
+                goto done;
         if (count == dims[0]) {
                 unsigned char extra;
                 int n = gzread(gz, &extra, 1);
@@ -143,7 +148,8 @@ static sl_err_t read_idx(const char *path, uint32_t magic_want, int ndim, size_t
         data = NULL;
 done:
         free(data);
-        if (gz) gzclose(gz);
+        if (gz)
+                gzclose(gz);
         return err;
 }
 
@@ -156,7 +162,8 @@ sl_err_t sl_idx_read_images(const char *path, size_t max_count, sl_idx_images_t 
         memset(img, 0, sizeof(*img));
         err = read_idx(path, SL_IDX_MAGIC_IMAGES, 3, max_count, dims, &img->pixels, &img->count,
                        errstr, errstr_size);
-        if (err) return err;
+        if (err)
+                return err;
         img->count_file = dims[0];
         img->rows = dims[1];
         img->cols = dims[2];
@@ -172,7 +179,8 @@ sl_err_t sl_idx_read_labels(const char *path, size_t max_count, sl_idx_labels_t 
         memset(lab, 0, sizeof(*lab));
         err = read_idx(path, SL_IDX_MAGIC_LABELS, 1, max_count, dims, &lab->labels, &lab->count,
                        errstr, errstr_size);
-        if (err) return err;
+        if (err)
+                return err;
         lab->count_file = dims[0];
         return SL_OK;
 }
@@ -197,10 +205,13 @@ sl_err_t sl_idx_read_pair(const char *images_path, const char *labels_path, size
 
         memset(lab, 0, sizeof(*lab));
         err = sl_idx_read_images(images_path, max_count, img, errstr, errstr_size);
-        if (err) goto done;
-        if (!labels_path || !*labels_path) goto done;
+        if (err)
+                goto done;
+        if (!labels_path || !*labels_path)
+                goto done;
         err = sl_idx_read_labels(labels_path, max_count, lab, errstr, errstr_size);
-        if (err) goto done;
+        if (err)
+                goto done;
         if (lab->count_file != img->count_file) {
                 sl_strfmt(errstr, errstr_size, "%s: %zu labels, but %s holds %zu images",
                           labels_path, lab->count_file, images_path, img->count_file);
@@ -232,7 +243,8 @@ sl_err_t sl_idx_names_read(const char *path, char ***namesp, size_t *np, char *e
         sl_err_t err;
 
         err = sl_file_read(path, &buf, &len, errstr, errstr_size);
-        if (err) goto done;
+        if (err)
+                goto done;
         for (line = buf; line < buf + len; line = next) {
                 char *end = memchr(line, '\n', (size_t)(buf + len - line));
                 size_t l;
@@ -267,7 +279,8 @@ sl_err_t sl_idx_names_read(const char *path, char ***namesp, size_t *np, char *e
         names = NULL;
         n = 0;
 done:
-        if (err == SL_ERR_NOMEM) sl_strfmt(errstr, errstr_size, "%s: out of memory", path);
+        if (err == SL_ERR_NOMEM)
+                sl_strfmt(errstr, errstr_size, "%s: out of memory", path);
         sl_idx_names_free(names, n);
         free(buf);
         return err;
@@ -275,7 +288,8 @@ done:
 
 void sl_idx_names_free(char **names, size_t n)
 {
-        if (!names) return;
+        if (!names)
+                return;
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
         free(names);

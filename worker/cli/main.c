@@ -36,7 +36,8 @@ static void usage(FILE *fp)
 {
         fprintf(fp, "usage: sluice COMMAND [OPTIONS]\n\ncommands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                if (commands[i].fn) fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].help);
+                if (commands[i].fn)
+                        fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].help);
         fprintf(fp, "\n`sluice COMMAND --help` for a command's options.\n");
 }
 
@@ -50,7 +51,8 @@ static void usage(FILE *fp)
 static void blas_core_select(char **argv)
 {
         const char *want = sl_engine_blas_core_preferred();
-        if (!want || getenv("SLUICE_BLAS_DETECTED")) return;
+        if (!want || getenv("SLUICE_BLAS_DETECTED"))
+                return;
         setenv("SLUICE_BLAS_DETECTED", sl_engine_blas_core(), 1);
         setenv("OPENBLAS_CORETYPE", want, 1);
         execv("/proc/self/exe", argv);

@@ -30,7 +30,8 @@ size_t sl_rd_push(sl_rd_t *rd, const char *fmt, ...)
         va_list ap;
         int n;
 
-        if (old >= sizeof(rd->path) - 1) return old;
+        if (old >= sizeof(rd->path) - 1)
+                return old;
         va_start(ap, fmt);
         n = vsnprintf(rd->path + old, sizeof(rd->path) - old, fmt, ap);
         va_end(ap);
@@ -54,9 +55,11 @@ int sl_rd_fail(sl_rd_t *rd, const char *fmt, ...)
         va_list ap;
         int n;
 
-        if (!rd->errstr || !rd->errstr_size) return -1;
+        if (!rd->errstr || !rd->errstr_size)
+                return -1;
         n = snprintf(rd->errstr, rd->errstr_size, "%s: ", rd->path_len ? rd->path : "record");
-        if (n < 0 || (size_t)n >= rd->errstr_size) return -1;
+        if (n < 0 || (size_t)n >= rd->errstr_size)
+                return -1;
         va_start(ap, fmt);
         vsnprintf(rd->errstr + n, rd->errstr_size - (size_t)n, fmt, ap);
         va_end(ap);
@@ -71,9 +74,11 @@ int sl_rd_long(sl_rd_t *rd, int64_t *v)
         for (int i = 0; i < 10; i++) {
                 uint8_t b;
 
-                if (rd->p >= rd->end) return sl_rd_fail(rd, "truncated varint");
+                if (rd->p >= rd->end)
+                        return sl_rd_fail(rd, "truncated varint");
                 b = *rd->p++;
-                if (i == 9 && b > 1) return sl_rd_fail(rd, "varint overflows 64 bits");
+                if (i == 9 && b > 1)
+                        return sl_rd_fail(rd, "varint overflows 64 bits");
                 u |= (uint64_t)(b & 0x7f) << (7 * i);
                 if (!(b & 0x80)) {
                         *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
@@ -87,7 +92,8 @@ int sl_rd_int(sl_rd_t *rd, int32_t *v)
 {
         int64_t l = 0;
 
-        if (sl_rd_long(rd, &l)) return -1;
+        if (sl_rd_long(rd, &l))
+                return -1;
         if (l < INT32_MIN || l > INT32_MAX)
                 return sl_rd_fail(rd, "int value %lld out of 32-bit range", (long long)l);
         *v = (int32_t)l;
@@ -96,7 +102,8 @@ int sl_rd_int(sl_rd_t *rd, int32_t *v)
 
 int sl_rd_float(sl_rd_t *rd, float *v)
 {
-        if (sl_rd_left(rd) < 4) return sl_rd_fail(rd, "truncated float");
+        if (sl_rd_left(rd) < 4)
+                return sl_rd_fail(rd, "truncated float");
         memcpy(v, rd->p, 4); /* little-endian host (codec_int.h) */
         rd->p += 4;
         return 0;
@@ -104,7 +111,8 @@ int sl_rd_float(sl_rd_t *rd, float *v)
 
 int sl_rd_double(sl_rd_t *rd, double *v)
 {
-        if (sl_rd_left(rd) < 8) return sl_rd_fail(rd, "truncated double");
+        if (sl_rd_left(rd) < 8)
+                return sl_rd_fail(rd, "truncated double");
         memcpy(v, rd->p, 8);
         rd->p += 8;
         return 0;
@@ -112,8 +120,10 @@ int sl_rd_double(sl_rd_t *rd, double *v)
 
 int sl_rd_bool(sl_rd_t *rd, uint8_t *v)
 {
-        if (rd->p >= rd->end) return sl_rd_fail(rd, "truncated boolean");
-        if (*rd->p > 1) return sl_rd_fail(rd, "boolean byte 0x%02x is neither 0 nor 1", *rd->p);
+        if (rd->p >= rd->end)
+                return sl_rd_fail(rd, "truncated boolean");
+        if (*rd->p > 1)
+                return sl_rd_fail(rd, "boolean byte 0x%02x is neither 0 nor 1", *rd->p);
         *v = *rd->p++;
         return 0;
 }
@@ -122,8 +132,10 @@ int sl_rd_bytes(sl_rd_t *rd, const uint8_t **p, size_t *n)
 {
         int64_t len;
 
-        if (sl_rd_long(rd, &len)) return -1;
-        if (len < 0) return sl_rd_fail(rd, "negative length %lld", (long long)len);
+        if (sl_rd_long(rd, &len))
+                return -1;
+        if (len < 0)
+                return sl_rd_fail(rd, "negative length %lld", (long long)len);
         if ((uint64_t)len > sl_rd_left(rd))
                 return sl_rd_fail(rd, "length %lld exceeds remaining %zu bytes", (long long)len,
                                   sl_rd_left(rd));
@@ -183,15 +195,18 @@ int sl_rd_string(sl_rd_t *rd, char **s)
         size_t n = 0, bad = 0;
         char *out;
 
-        if (sl_rd_bytes(rd, &p, &n)) return -1;
+        if (sl_rd_bytes(rd, &p, &n))
+                return -1;
         /* Strings become C strings and are echoed into responses: an embedded
          * NUL would silently truncate them, invalid UTF-8 would break other
          * Avro readers downstream. */
-        if (memchr(p, 0, n)) return sl_rd_fail(rd, "string contains a NUL byte");
+        if (memchr(p, 0, n))
+                return sl_rd_fail(rd, "string contains a NUL byte");
         if (!utf8_valid(p, n, &bad))
                 return sl_rd_fail(rd, "string is not valid UTF-8 (byte %zu)", bad);
         out = malloc(n + 1);
-        if (!out) return sl_rd_fail(rd, "out of memory");
+        if (!out)
+                return sl_rd_fail(rd, "out of memory");
         memcpy(out, p, n);
         out[n] = '\0';
         *s = out;
@@ -200,7 +215,8 @@ int sl_rd_string(sl_rd_t *rd, char **s)
 
 int sl_rd_union(sl_rd_t *rd, size_t n_branches, int64_t *idx)
 {
-        if (sl_rd_long(rd, idx)) return -1;
+        if (sl_rd_long(rd, idx))
+                return -1;
         if (*idx < 0 || (uint64_t)*idx >= n_branches)
                 return sl_rd_fail(rd, "union branch index %lld out of range (%zu branches)",
                                   (long long)*idx, n_branches);
@@ -212,20 +228,24 @@ int sl_rd_block(sl_rd_t *rd, size_t min_item, int64_t *count)
         int64_t c = 0, size = 0;
         size_t left;
 
-        if (sl_rd_long(rd, &c)) return -1;
+        if (sl_rd_long(rd, &c))
+                return -1;
         if (c < 0) {
                 /* Negative count: |count| items preceded by the block's size
                  * in bytes (Avro spec, "Arrays"). */
-                if (c == INT64_MIN) return sl_rd_fail(rd, "invalid block count %lld", (long long)c);
+                if (c == INT64_MIN)
+                        return sl_rd_fail(rd, "invalid block count %lld", (long long)c);
                 c = -c;
-                if (sl_rd_long(rd, &size)) return -1;
+                if (sl_rd_long(rd, &size))
+                        return -1;
                 if (size < 0 || (uint64_t)size > sl_rd_left(rd))
                         return sl_rd_fail(rd, "block size %lld exceeds remaining %zu bytes",
                                           (long long)size, sl_rd_left(rd));
         }
         /* Zero-size items (null, empty records) are counted as one byte: the
          * codec's schemas have none, and this keeps every block bounded. */
-        if (min_item == 0) min_item = 1;
+        if (min_item == 0)
+                min_item = 1;
         left = sl_rd_left(rd);
         if ((uint64_t)c > left / min_item) {
                 if (min_item == 1)
@@ -244,7 +264,8 @@ static size_t min_size(avro_schema_t s, int depth)
 {
         size_t n = 0;
 
-        if (depth > MAX_DEPTH) return 1;
+        if (depth > MAX_DEPTH)
+                return 1;
         switch (avro_typeof(s)) {
         case AVRO_NULL:
                 return 0;
@@ -274,15 +295,19 @@ static int skip_blocks(sl_rd_t *rd, avro_schema_t items, int is_map)
         int64_t count, idx = 0;
 
         for (;;) {
-                if (sl_rd_block(rd, min, &count)) return -1;
-                if (count == 0) return 0;
+                if (sl_rd_block(rd, min, &count))
+                        return -1;
+                if (count == 0)
+                        return 0;
                 for (int64_t i = 0; i < count; i++, idx++) {
                         size_t old = sl_rd_push(rd, "[%lld]", (long long)idx);
                         const uint8_t *p = NULL;
                         size_t n;
 
-                        if (is_map && sl_rd_bytes(rd, &p, &n)) return -1;
-                        if (sl_rd_skip(rd, items)) return -1;
+                        if (is_map && sl_rd_bytes(rd, &p, &n))
+                                return -1;
+                        if (sl_rd_skip(rd, items))
+                                return -1;
                         sl_rd_pop(rd, old);
                 }
         }
@@ -342,7 +367,8 @@ int sl_rd_skip(sl_rd_t *rd, avro_schema_t s)
                         old = sl_rd_push(rd, "%s%s", rd->path_len ? "." : "",
                                          avro_schema_record_field_name(s, (int)i));
                         rc = sl_rd_skip(rd, avro_schema_record_field_get_by_index(s, (int)i));
-                        if (!rc) sl_rd_pop(rd, old);
+                        if (!rc)
+                                sl_rd_pop(rd, old);
                 }
                 break;
         case AVRO_ARRAY:

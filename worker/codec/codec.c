@@ -44,23 +44,27 @@ static const struct {
 
 sl_dtype_t sl_codec_dtype_from_v2(const char *name)
 {
-        if (!name) return SL_DT_UNDEFINED;
+        if (!name)
+                return SL_DT_UNDEFINED;
         for (size_t i = 0; i < N_DTYPES; i++)
-                if (!strcmp(dtypes[i].v2, name)) return dtypes[i].dt;
+                if (!strcmp(dtypes[i].v2, name))
+                        return dtypes[i].dt;
         return SL_DT_UNDEFINED;
 }
 
 const char *sl_codec_dtype_to_v2(sl_dtype_t dt)
 {
         for (size_t i = 0; i < N_DTYPES; i++)
-                if (dtypes[i].dt == dt) return dtypes[i].v2;
+                if (dtypes[i].dt == dt)
+                        return dtypes[i].v2;
         return NULL;
 }
 
 size_t sl_codec_dtype_size(sl_dtype_t dt)
 {
         for (size_t i = 0; i < N_DTYPES; i++)
-                if (dtypes[i].dt == dt) return dtypes[i].size;
+                if (dtypes[i].dt == dt)
+                        return dtypes[i].size;
         return 0;
 }
 
@@ -72,8 +76,10 @@ int sl_codec_shape_bytes(const int64_t *dims, int ndim, sl_dtype_t dt, int64_t *
         int zero = 0;
 
         for (int i = 0; i < ndim; i++) {
-                if (dims[i] < 0) return -1;
-                if (dims[i] == 0) zero = 1;
+                if (dims[i] < 0)
+                        return -1;
+                if (dims[i] == 0)
+                        zero = 1;
         }
         /* A zero dimension makes the tensor empty whatever the others say. */
         if (zero) {
@@ -82,10 +88,12 @@ int sl_codec_shape_bytes(const int64_t *dims, int ndim, sl_dtype_t dt, int64_t *
                 return 0;
         }
         for (int i = 0; i < ndim; i++) {
-                if (numel > INT64_MAX / dims[i]) return -1;
+                if (numel > INT64_MAX / dims[i])
+                        return -1;
                 numel *= dims[i];
         }
-        if (esize && (uint64_t)numel > SIZE_MAX / esize) return -1;
+        if (esize && (uint64_t)numel > SIZE_MAX / esize)
+                return -1;
         *numelp = numel;
         *nbytesp = (size_t)numel * esize;
         return 0;
@@ -112,7 +120,8 @@ void sl_codec_write_header(const sl_codec_t *codec, sl_rec_t rec, uint8_t *dst)
 {
         uint32_t id = (uint32_t)codec->schema_id[rec];
 
-        if (codec->framing != SL_FRAMING_CONFLUENT) return;
+        if (codec->framing != SL_FRAMING_CONFLUENT)
+                return;
         dst[0] = 0x00;
         dst[1] = (uint8_t)(id >> 24);
         dst[2] = (uint8_t)(id >> 16);
@@ -168,7 +177,8 @@ sl_err_t sl_codec_read_generic(const sl_codec_t *codec, sl_rec_t rec, const void
 
         value->iface = NULL;
         err = sl_codec_unframe(codec, rec, buf, len, &payload, &plen, errstr, errstr_size);
-        if (err) goto done;
+        if (err)
+                goto done;
         sl_rd_init(&rd, payload, plen, errstr, errstr_size);
         if (sl_rd_skip(&rd, codec->schema[rec])) {
                 err = SL_ERR_DECODE;
@@ -195,7 +205,8 @@ sl_err_t sl_codec_read_generic(const sl_codec_t *codec, sl_rec_t rec, const void
                 err = SL_ERR_DECODE;
         }
 done:
-        if (reader) avro_reader_free(reader);
+        if (reader)
+                avro_reader_free(reader);
         if (err && value->iface) {
                 avro_value_decref(value);
                 value->iface = NULL;
@@ -215,7 +226,8 @@ static avro_schema_t deref(avro_schema_t s)
 /* ["null", T] in either order; *null_branch gets the index of "null". */
 static int optional_of(avro_schema_t u, avro_type_t t, int *null_branch)
 {
-        if (avro_typeof(u) != AVRO_UNION || avro_schema_union_size(u) != 2) return -1;
+        if (avro_typeof(u) != AVRO_UNION || avro_schema_union_size(u) != 2)
+                return -1;
         for (int i = 0; i < 2; i++) {
                 avro_schema_t a = deref(avro_schema_union_branch(u, i));
                 avro_schema_t b = deref(avro_schema_union_branch(u, 1 - i));
@@ -246,8 +258,10 @@ static data_branch_t data_branch_of(avro_schema_t b)
             {"bool_contents", AVRO_BOOLEAN, DB_BOOL},
         };
 
-        if (avro_typeof(b) == AVRO_BYTES) return DB_RAW;
-        if (avro_typeof(b) != AVRO_RECORD || avro_schema_record_size(b) != 1) return DB_UNKNOWN;
+        if (avro_typeof(b) == AVRO_BYTES)
+                return DB_RAW;
+        if (avro_typeof(b) != AVRO_RECORD || avro_schema_record_size(b) != 1)
+                return DB_UNKNOWN;
         for (size_t i = 0; i < sizeof(typed) / sizeof(typed[0]); i++)
                 if (!strcmp(avro_schema_record_field_name(b, 0), typed[i].field) &&
                     array_of(avro_schema_record_field_get_by_index(b, 0), typed[i].items))
@@ -262,7 +276,8 @@ static sl_err_t layout_tensor(sl_request_layout_t *l, avro_schema_t t, const cha
 
         l->tensor_schema = t;
         l->n_tensor_fields = avro_schema_record_size(t);
-        if (l->n_tensor_fields > SL_CODEC_MAX_FIELDS) goto bad;
+        if (l->n_tensor_fields > SL_CODEC_MAX_FIELDS)
+                goto bad;
         for (size_t i = 0; i < l->n_tensor_fields; i++) {
                 const char *name = avro_schema_record_field_name(t, (int)i);
                 avro_schema_t fs = avro_schema_record_field_get_by_index(t, (int)i);
@@ -280,7 +295,8 @@ static sl_err_t layout_tensor(sl_request_layout_t *l, avro_schema_t t, const cha
                         k = TF_DATA;
                 l->tensor_field[i] = k;
                 seen |= 1u << k;
-                if (k != TF_DATA) continue;
+                if (k != TF_DATA)
+                        continue;
                 l->n_data_branches = avro_schema_union_size(fs);
                 for (size_t b = 0; b < l->n_data_branches; b++) {
                         avro_schema_t bs = deref(avro_schema_union_branch(fs, (int)b));
@@ -351,7 +367,8 @@ static sl_err_t layout_request(sl_request_layout_t *l, avro_schema_t r, const ch
                 if (k == RQ_INPUTS) {
                         sl_err_t err = layout_tensor(l, deref(avro_schema_array_items(fs)), file,
                                                      errstr, errstr_size);
-                        if (err) return err;
+                        if (err)
+                                return err;
                 }
         }
         if (!(seen & (1u << RQ_ID)) || !(seen & (1u << RQ_MODEL_NAME)) ||
@@ -420,7 +437,8 @@ static sl_err_t probe_encoders(const sl_codec_t *codec, char *errstr, size_t err
         void *buf = NULL;
         size_t len;
 
-        if (sl_codec_encode_request(codec, &rq, 0, &buf, &len)) what = "inference_request.avsc";
+        if (sl_codec_encode_request(codec, &rq, 0, &buf, &len))
+                what = "inference_request.avsc";
         free(buf);
         buf = NULL;
         if (!what && sl_codec_encode_request(codec, &rq, 1, &buf, &len))
@@ -436,12 +454,15 @@ static sl_err_t probe_encoders(const sl_codec_t *codec, char *errstr, size_t err
                 what = "inference_response.avsc (error branch)";
         free(buf);
         buf = NULL;
-        if (!what && sl_codec_encode_dead_letter(codec, &dl, &buf, &len)) what = "dead_letter.avsc";
+        if (!what && sl_codec_encode_dead_letter(codec, &dl, &buf, &len))
+                what = "dead_letter.avsc";
         free(buf);
         buf = NULL;
-        if (!what && sl_codec_encode_metrics(codec, &wm, &buf, &len)) what = "worker_metrics.avsc";
+        if (!what && sl_codec_encode_metrics(codec, &wm, &buf, &len))
+                what = "worker_metrics.avsc";
         free(buf);
-        if (!what) return SL_OK;
+        if (!what)
+                return SL_OK;
         sl_strfmt(errstr, errstr_size, "%s: schema does not fit the encoder (fields renamed?)",
                   what);
         return SL_ERR_CONFIG;
@@ -460,7 +481,8 @@ sl_err_t sl_codec_new(const sl_codec_params_t *params, sl_codec_t **codecp, char
                 return SL_ERR_INVALID_ARG;
         }
         codec = calloc(1, sizeof(*codec));
-        if (!codec) return SL_ERR_NOMEM;
+        if (!codec)
+                return SL_ERR_NOMEM;
         codec->framing = params->framing;
         codec->schema_id[SL_REC_REQUEST] = params->request_schema_id;
         codec->schema_id[SL_REC_RESPONSE] = params->response_schema_id;
@@ -468,7 +490,8 @@ sl_err_t sl_codec_new(const sl_codec_params_t *params, sl_codec_t **codecp, char
         codec->schema_id[SL_REC_METRICS] = params->metrics_schema_id;
         for (int r = 0; r < SL_REC__CNT && !err; r++)
                 err = load_schema(codec, params->schema_dir, (sl_rec_t)r, errstr, errstr_size);
-        if (!err) err = probe_encoders(codec, errstr, errstr_size);
+        if (!err)
+                err = probe_encoders(codec, errstr, errstr_size);
         if (err) {
                 sl_codec_destroy(codec);
                 return err;
@@ -479,10 +502,13 @@ sl_err_t sl_codec_new(const sl_codec_params_t *params, sl_codec_t **codecp, char
 
 void sl_codec_destroy(sl_codec_t *codec)
 {
-        if (!codec) return;
+        if (!codec)
+                return;
         for (int r = 0; r < SL_REC__CNT; r++) {
-                if (codec->iface[r]) avro_value_iface_decref(codec->iface[r]);
-                if (codec->schema[r]) avro_schema_decref(codec->schema[r]);
+                if (codec->iface[r])
+                        avro_value_iface_decref(codec->iface[r]);
+                if (codec->schema[r])
+                        avro_schema_decref(codec->schema[r]);
         }
         free(codec);
 }

@@ -53,13 +53,13 @@ typedef struct sl_request_s {
         char *model_version; /**< NULL when absent (latest) */
         size_t n_inputs;
         sl_named_tensor_t *inputs;
-        size_t n_outputs;      /**< requested output names; 0 = all */
+        size_t n_outputs; /**< requested output names; 0 = all */
         char **outputs;
         size_t n_parameters;
         char **param_keys;
         char **param_values;
         int has_label;
-        int64_t label;         /**< ground-truth class index, valid if has_label */
+        int64_t label; /**< ground-truth class index, valid if has_label */
 } sl_request_t;
 
 /** @brief Free a request and everything it owns. Accepts NULL. */
@@ -141,8 +141,8 @@ typedef struct sl_model_metrics_s {
         const char *model_version;
         /* window */
         int64_t requests, responses, errors, batches;
-        sl_percentiles_t latency;     /**< consume -> response acknowledged */
-        sl_percentiles_t inference;   /**< engine time per batch */
+        sl_percentiles_t latency;   /**< consume -> response acknowledged */
+        sl_percentiles_t inference; /**< engine time per batch */
         double batch_size_mean;
         int32_t batch_size_max;
         int64_t labelled, correct;
@@ -166,11 +166,11 @@ typedef struct sl_codec_s sl_codec_t;
 /** @brief Codec settings (plain struct, defaults from sl_codec_params_init()). */
 typedef struct sl_codec_params_s {
         sl_framing_t framing;
-        int32_t request_schema_id;    /**< Confluent id accepted for requests */
-        int32_t response_schema_id;   /**< Confluent id written on responses */
+        int32_t request_schema_id;  /**< Confluent id accepted for requests */
+        int32_t response_schema_id; /**< Confluent id written on responses */
         int32_t dead_letter_schema_id;
         int32_t metrics_schema_id;
-        const char *schema_dir;       /**< folder holding the .avsc files */
+        const char *schema_dir; /**< folder holding the .avsc files */
 } sl_codec_params_t;
 
 void sl_codec_params_init(sl_codec_params_t *params);
@@ -200,20 +200,19 @@ void sl_codec_destroy(sl_codec_t *codec);
  * @locality any thread; a codec may be shared (it is read-only after new).
  */
 sl_err_t sl_codec_decode_request(const sl_codec_t *codec, const void *buf, size_t len,
-                                 sl_request_t **reqp, char **idp, char *errstr,
-                                 size_t errstr_size);
+                                 sl_request_t **reqp, char **idp, char *errstr, size_t errstr_size);
 
 /**
  * @brief Encode a request (used by `sluice produce` and tests).
  * \p typed_arrays selects the typed-array data branch instead of raw bytes.
  * @returns SL_OK with a malloc'd buffer in *bufp (caller frees).
  */
-sl_err_t sl_codec_encode_request(const sl_codec_t *codec, const sl_request_t *req,
-                                 int typed_arrays, void **bufp, size_t *lenp);
+sl_err_t sl_codec_encode_request(const sl_codec_t *codec, const sl_request_t *req, int typed_arrays,
+                                 void **bufp, size_t *lenp);
 
 /** @brief Encode an InferenceResponse, framed. Caller frees *bufp. */
-sl_err_t sl_codec_encode_response(const sl_codec_t *codec, const sl_response_t *resp,
-                                  void **bufp, size_t *lenp);
+sl_err_t sl_codec_encode_response(const sl_codec_t *codec, const sl_response_t *resp, void **bufp,
+                                  size_t *lenp);
 
 /**
  * @brief Decoded InferenceResponse, for tools and tests (`sluice collect`).
@@ -235,8 +234,7 @@ typedef struct sl_response_decoded_s {
 } sl_response_decoded_t;
 
 sl_err_t sl_codec_decode_response(const sl_codec_t *codec, const void *buf, size_t len,
-                                  sl_response_decoded_t **respp, char *errstr,
-                                  size_t errstr_size);
+                                  sl_response_decoded_t **respp, char *errstr, size_t errstr_size);
 void sl_response_decoded_destroy(sl_response_decoded_t *resp);
 
 /** @brief Encode a DeadLetter, framed. Caller frees *bufp. */
@@ -245,13 +243,12 @@ sl_err_t sl_codec_encode_dead_letter(const sl_codec_t *codec, const sl_dead_lett
 
 /** @brief Decode a DeadLetter's error_code, message, source offset (tests/tools). */
 sl_err_t sl_codec_decode_dead_letter(const sl_codec_t *codec, const void *buf, size_t len,
-                                     char **error_codep, char **error_messagep,
-                                     char **request_idp, int64_t *offsetp, char *errstr,
-                                     size_t errstr_size);
+                                     char **error_codep, char **error_messagep, char **request_idp,
+                                     int64_t *offsetp, char *errstr, size_t errstr_size);
 
 /** @brief Encode a WorkerMetrics record, framed. Caller frees *bufp. */
-sl_err_t sl_codec_encode_metrics(const sl_codec_t *codec, const sl_worker_metrics_t *m,
-                                 void **bufp, size_t *lenp);
+sl_err_t sl_codec_encode_metrics(const sl_codec_t *codec, const sl_worker_metrics_t *m, void **bufp,
+                                 size_t *lenp);
 
 /**
  * @brief Decode a WorkerMetrics record into JSON text (avro-c's

@@ -12,7 +12,8 @@
 
 #define TRY(expr)                                                                                  \
         do {                                                                                       \
-                if ((expr) != 0) goto fail;                                                        \
+                if ((expr) != 0)                                                                   \
+                        goto fail;                                                                 \
         } while (0)
 
 static int get(avro_value_t *rec, const char *name, avro_value_t *out)
@@ -29,13 +30,17 @@ static int get_str(avro_value_t *rec, const char *name, char **out)
         size_t n = 0;
 
         *out = NULL;
-        if (get(rec, name, &f)) return -1;
+        if (get(rec, name, &f))
+                return -1;
         if (avro_value_get_type(&f) == AVRO_UNION) {
-                if (avro_value_get_current_branch(&f, &b)) return -1;
-                if (avro_value_get_type(&b) == AVRO_NULL) return 0;
+                if (avro_value_get_current_branch(&f, &b))
+                        return -1;
+                if (avro_value_get_type(&b) == AVRO_NULL)
+                        return 0;
                 f = b;
         }
-        if (avro_value_get_string(&f, &s, &n)) return -1;
+        if (avro_value_get_string(&f, &s, &n))
+                return -1;
         *out = strdup(s ? s : "");
         return *out ? 0 : -1;
 }
@@ -67,7 +72,8 @@ static int get_tensor(avro_value_t *el, sl_named_tensor_t *t)
         t->tensor.dtype = sl_codec_dtype_from_v2(datatype);
         TRY(get(el, "shape", &f));
         TRY(avro_value_get_size(&f, &ndim));
-        if (ndim > SL_MAX_DIMS) goto fail;
+        if (ndim > SL_MAX_DIMS)
+                goto fail;
         t->tensor.ndim = (int)ndim;
         for (size_t i = 0; i < ndim; i++) {
                 TRY(avro_value_get_by_index(&f, i, &d, NULL));
@@ -76,8 +82,10 @@ static int get_tensor(avro_value_t *el, sl_named_tensor_t *t)
         TRY(get(el, "data", &f));
         TRY(avro_value_get_bytes(&f, &p, &n));
         t->tensor.data = malloc(n ? n : 1);
-        if (!t->tensor.data) goto fail;
-        if (n) memcpy(t->tensor.data, p, n);
+        if (!t->tensor.data)
+                goto fail;
+        if (n)
+                memcpy(t->tensor.data, p, n);
         t->tensor.nbytes = n;
         rc = 0;
 fail:
@@ -90,26 +98,31 @@ static int get_result(avro_value_t *v, sl_response_decoded_t *r)
         avro_value_t res, b, f, el, x;
         size_t n;
 
-        if (get(v, "result", &res) || avro_value_get_current_branch(&res, &b)) return -1;
+        if (get(v, "result", &res) || avro_value_get_current_branch(&res, &b))
+                return -1;
         if (strcmp(avro_schema_type_name(avro_value_get_schema(&b)), "InferenceResult")) {
                 if (get_str(&b, "code", &r->error_code) ||
                     get_str(&b, "message", &r->error_message))
                         return -1;
                 return 0;
         }
-        if (get(&b, "outputs", &f) || avro_value_get_size(&f, &n)) return -1;
+        if (get(&b, "outputs", &f) || avro_value_get_size(&f, &n))
+                return -1;
         r->outputs = calloc(n ? n : 1, sizeof(*r->outputs));
-        if (!r->outputs) return -1;
+        if (!r->outputs)
+                return -1;
         for (size_t i = 0; i < n; i++, r->n_outputs++)
                 if (avro_value_get_by_index(&f, i, &el, NULL) || get_tensor(&el, &r->outputs[i])) {
                         r->n_outputs++; /* partly filled: freed by destroy */
                         return -1;
                 }
-        if (get(&b, "classes", &f) || avro_value_get_size(&f, &n)) return -1;
+        if (get(&b, "classes", &f) || avro_value_get_size(&f, &n))
+                return -1;
         r->class_index = calloc(n ? n : 1, sizeof(*r->class_index));
         r->class_label = calloc(n ? n : 1, sizeof(*r->class_label));
         r->class_probability = calloc(n ? n : 1, sizeof(*r->class_probability));
-        if (!r->class_index || !r->class_label || !r->class_probability) return -1;
+        if (!r->class_index || !r->class_label || !r->class_probability)
+                return -1;
         for (size_t i = 0; i < n; i++, r->n_classes++)
                 if (avro_value_get_by_index(&f, i, &el, NULL) ||
                     get_int(&el, "index", &r->class_index[i]) ||
@@ -130,10 +143,12 @@ sl_err_t sl_codec_decode_response(const sl_codec_t *codec, const void *buf, size
 
         *respp = NULL;
         err = sl_codec_read_generic(codec, SL_REC_RESPONSE, buf, len, &v, errstr, errstr_size);
-        if (err) return err;
+        if (err)
+                return err;
         err = SL_ERR_DECODE;
         r = calloc(1, sizeof(*r));
-        if (!r) goto fail;
+        if (!r)
+                goto fail;
         TRY(get_str(&v, "id", &r->id));
         TRY(get_str(&v, "model_name", &r->model_name));
         TRY(get_str(&v, "model_version", &r->model_version));
@@ -164,7 +179,8 @@ fail:
 
 void sl_response_decoded_destroy(sl_response_decoded_t *r)
 {
-        if (!r) return;
+        if (!r)
+                return;
         free(r->id);
         free(r->model_name);
         free(r->model_version);
@@ -194,7 +210,8 @@ sl_err_t sl_codec_decode_dead_letter(const sl_codec_t *codec, const void *buf, s
         sl_err_t err;
 
         err = sl_codec_read_generic(codec, SL_REC_DEAD_LETTER, buf, len, &v, errstr, errstr_size);
-        if (err) return err;
+        if (err)
+                return err;
         err = SL_ERR_DECODE;
         TRY(get_str(&v, "error_code", &code));
         TRY(get_str(&v, "error_message", &msg));
@@ -223,7 +240,8 @@ fail:
                 *request_idp = rid;
         else
                 free(rid);
-        if (offsetp) *offsetp = offset;
+        if (offsetp)
+                *offsetp = offset;
         return SL_OK;
 }
 
@@ -236,7 +254,8 @@ sl_err_t sl_codec_metrics_to_json(const sl_codec_t *codec, const void *buf, size
 
         *jsonp = NULL;
         err = sl_codec_read_generic(codec, SL_REC_METRICS, buf, len, &v, errstr, errstr_size);
-        if (err) return err;
+        if (err)
+                return err;
         if (avro_value_to_json(&v, 1, &json)) {
                 sl_strfmt(errstr, errstr_size, "WorkerMetrics: avro-c: %s", avro_strerror());
                 err = SL_ERR_INTERNAL;

@@ -19,7 +19,8 @@
 /* avro-c calls return 0 or an errno; any failure ends the encode. */
 #define TRY(expr)                                                                                  \
         do {                                                                                       \
-                if ((expr) != 0) goto fail;                                                        \
+                if ((expr) != 0)                                                                   \
+                        goto fail;                                                                 \
         } while (0)
 
 static int field(avro_value_t *rec, const char *name, avro_value_t *out)
@@ -31,7 +32,8 @@ static int set_str(avro_value_t *rec, const char *name, const char *s)
 {
         avro_value_t f;
 
-        if (field(rec, name, &f)) return -1;
+        if (field(rec, name, &f))
+                return -1;
         return avro_value_set_string(&f, s ? s : "");
 }
 
@@ -39,7 +41,8 @@ static int set_long(avro_value_t *rec, const char *name, int64_t v)
 {
         avro_value_t f;
 
-        if (field(rec, name, &f)) return -1;
+        if (field(rec, name, &f))
+                return -1;
         return avro_value_set_long(&f, v);
 }
 
@@ -47,7 +50,8 @@ static int set_int(avro_value_t *rec, const char *name, int32_t v)
 {
         avro_value_t f;
 
-        if (field(rec, name, &f)) return -1;
+        if (field(rec, name, &f))
+                return -1;
         return avro_value_set_int(&f, v);
 }
 
@@ -56,8 +60,10 @@ static int set_bytes_ref(avro_value_t *v, const void *p, size_t n)
 {
         avro_wrapped_buffer_t wb;
 
-        if (!n) return avro_value_set_bytes(v, (void *)"", 0);
-        if (avro_wrapped_buffer_new(&wb, p, n)) return -1;
+        if (!n)
+                return avro_value_set_bytes(v, (void *)"", 0);
+        if (avro_wrapped_buffer_new(&wb, p, n))
+                return -1;
         return avro_value_give_bytes(v, &wb);
 }
 
@@ -67,11 +73,13 @@ static int branch(avro_value_t *u, const char *name, avro_value_t *out)
 {
         avro_schema_t s = avro_value_get_schema(u);
 
-        if (!s || avro_typeof(s) != AVRO_UNION) return -1;
+        if (!s || avro_typeof(s) != AVRO_UNION)
+                return -1;
         for (size_t i = 0; i < avro_schema_union_size(s); i++) {
                 avro_schema_t b = avro_schema_union_branch(s, (int)i);
 
-                if (avro_typeof(b) == AVRO_LINK) b = avro_schema_link_target(b);
+                if (avro_typeof(b) == AVRO_LINK)
+                        b = avro_schema_link_target(b);
                 if (!strcmp(avro_schema_type_name(b), name))
                         return avro_value_set_branch(u, (int)i, out);
         }
@@ -82,7 +90,8 @@ static int set_opt_null(avro_value_t *rec, const char *name)
 {
         avro_value_t f, b;
 
-        if (field(rec, name, &f) || branch(&f, "null", &b)) return -1;
+        if (field(rec, name, &f) || branch(&f, "null", &b))
+                return -1;
         return avro_value_set_null(&b);
 }
 
@@ -90,8 +99,10 @@ static int set_opt_str(avro_value_t *rec, const char *name, const char *s)
 {
         avro_value_t f, b;
 
-        if (!s) return set_opt_null(rec, name);
-        if (field(rec, name, &f) || branch(&f, "string", &b)) return -1;
+        if (!s)
+                return set_opt_null(rec, name);
+        if (field(rec, name, &f) || branch(&f, "string", &b))
+                return -1;
         return avro_value_set_string(&b, s);
 }
 
@@ -99,8 +110,10 @@ static int set_opt_long(avro_value_t *rec, const char *name, int has, int64_t v)
 {
         avro_value_t f, b;
 
-        if (!has) return set_opt_null(rec, name);
-        if (field(rec, name, &f) || branch(&f, "long", &b)) return -1;
+        if (!has)
+                return set_opt_null(rec, name);
+        if (field(rec, name, &f) || branch(&f, "long", &b))
+                return -1;
         return avro_value_set_long(&b, v);
 }
 
@@ -108,8 +121,10 @@ static int set_opt_bytes(avro_value_t *rec, const char *name, const void *p, siz
 {
         avro_value_t f, b;
 
-        if (!p) return set_opt_null(rec, name);
-        if (field(rec, name, &f) || branch(&f, "bytes", &b)) return -1;
+        if (!p)
+                return set_opt_null(rec, name);
+        if (field(rec, name, &f) || branch(&f, "bytes", &b))
+                return -1;
         return set_bytes_ref(&b, p, n);
 }
 
@@ -117,8 +132,10 @@ static int set_opt_double(avro_value_t *rec, const char *name, int has, double v
 {
         avro_value_t f, b;
 
-        if (!has) return set_opt_null(rec, name);
-        if (field(rec, name, &f) || branch(&f, "double", &b)) return -1;
+        if (!has)
+                return set_opt_null(rec, name);
+        if (field(rec, name, &f) || branch(&f, "double", &b))
+                return -1;
         return avro_value_set_double(&b, v);
 }
 
@@ -131,7 +148,8 @@ static sl_err_t write_value(const sl_codec_t *codec, sl_rec_t rec, avro_value_t 
         uint8_t *buf = NULL;
         sl_err_t err = SL_ERR_INTERNAL;
 
-        if (avro_value_sizeof(v, &size)) goto done;
+        if (avro_value_sizeof(v, &size))
+                goto done;
         buf = malloc(hdr + size + 1);
         if (!buf) {
                 err = SL_ERR_NOMEM;
@@ -143,13 +161,15 @@ static sl_err_t write_value(const sl_codec_t *codec, sl_rec_t rec, avro_value_t 
                 err = SL_ERR_NOMEM;
                 goto done;
         }
-        if (avro_value_write(w, v)) goto done;
+        if (avro_value_write(w, v))
+                goto done;
         *bufp = buf;
         *lenp = hdr + size;
         buf = NULL;
         err = SL_OK;
 done:
-        if (w) avro_writer_free(w);
+        if (w)
+                avro_writer_free(w);
         free(buf);
         return err;
 }
@@ -159,8 +179,10 @@ static int check_tensor(const sl_tensor_t *t)
         int64_t numel;
         size_t nbytes;
 
-        if (t->ndim < 0 || t->ndim > SL_MAX_DIMS || !sl_codec_dtype_to_v2(t->dtype)) return -1;
-        if (sl_codec_shape_bytes(t->dims, t->ndim, t->dtype, &numel, &nbytes)) return -1;
+        if (t->ndim < 0 || t->ndim > SL_MAX_DIMS || !sl_codec_dtype_to_v2(t->dtype))
+                return -1;
+        if (sl_codec_shape_bytes(t->dims, t->ndim, t->dtype, &numel, &nbytes))
+                return -1;
         return nbytes == t->nbytes && (nbytes == 0 || t->data) ? 0 : -1;
 }
 
@@ -168,7 +190,8 @@ static int set_shape(avro_value_t *rec, const sl_tensor_t *t)
 {
         avro_value_t f, el;
 
-        if (field(rec, "shape", &f)) return -1;
+        if (field(rec, "shape", &f))
+                return -1;
         for (int i = 0; i < t->ndim; i++)
                 if (avro_value_append(&f, &el, NULL) || avro_value_set_long(&el, t->dims[i]))
                         return -1;
@@ -205,10 +228,12 @@ static int set_typed(avro_value_t *data, const sl_tensor_t *t)
                 rec = "IntContents", arr = "int_contents";
                 break;
         default:
-                if (branch(data, "bytes", &b)) return -1;
+                if (branch(data, "bytes", &b))
+                        return -1;
                 return set_bytes_ref(&b, t->data, t->nbytes);
         }
-        if (branch(data, rec, &b) || field(&b, arr, &a)) return -1;
+        if (branch(data, rec, &b) || field(&b, arr, &a))
+                return -1;
         for (size_t i = 0; i < n; i++, p += es) {
                 union {
                         float f;
@@ -223,7 +248,8 @@ static int set_typed(avro_value_t *data, const sl_tensor_t *t)
                 int rc;
 
                 memcpy(&u, p, es);
-                if (avro_value_append(&a, &el, NULL)) return -1;
+                if (avro_value_append(&a, &el, NULL))
+                        return -1;
                 switch (t->dtype) {
                 case SL_DT_FLOAT:
                         rc = avro_value_set_float(&el, u.f);
@@ -253,7 +279,8 @@ static int set_typed(avro_value_t *data, const sl_tensor_t *t)
                         rc = avro_value_set_int(&el, u.i32);
                         break;
                 }
-                if (rc) return -1;
+                if (rc)
+                        return -1;
         }
         return 0;
 }
@@ -267,8 +294,10 @@ sl_err_t sl_codec_encode_request(const sl_codec_t *codec, const sl_request_t *re
         *bufp = NULL;
         *lenp = 0;
         for (size_t i = 0; i < req->n_inputs; i++)
-                if (check_tensor(&req->inputs[i].tensor)) return SL_ERR_INVALID_ARG;
-        if (avro_generic_value_new(codec->iface[SL_REC_REQUEST], &v)) return SL_ERR_NOMEM;
+                if (check_tensor(&req->inputs[i].tensor))
+                        return SL_ERR_INVALID_ARG;
+        if (avro_generic_value_new(codec->iface[SL_REC_REQUEST], &v))
+                return SL_ERR_NOMEM;
         TRY(set_str(&v, "id", req->id));
         TRY(set_str(&v, "model_name", req->model_name));
         TRY(set_opt_str(&v, "model_version", req->model_version));
@@ -316,7 +345,8 @@ static int set_result(avro_value_t *v, const sl_response_t *r)
 {
         avro_value_t res, b, f, el, x;
 
-        if (field(v, "result", &res)) return -1;
+        if (field(v, "result", &res))
+                return -1;
         if (r->error_code != SL_OK) {
                 if (branch(&res, "InferenceError", &b) ||
                     set_str(&b, "code", sl_err_name(r->error_code)) ||
@@ -324,7 +354,8 @@ static int set_result(avro_value_t *v, const sl_response_t *r)
                         return -1;
                 return 0;
         }
-        if (branch(&res, "InferenceResult", &b) || field(&b, "outputs", &f)) return -1;
+        if (branch(&res, "InferenceResult", &b) || field(&b, "outputs", &f))
+                return -1;
         for (size_t i = 0; i < r->n_outputs; i++) {
                 const sl_tensor_t *t = &r->outputs[i].tensor;
 
@@ -334,7 +365,8 @@ static int set_result(avro_value_t *v, const sl_response_t *r)
                     field(&el, "data", &x) || set_bytes_ref(&x, t->data, t->nbytes))
                         return -1;
         }
-        if (field(&b, "classes", &f)) return -1;
+        if (field(&b, "classes", &f))
+                return -1;
         for (size_t i = 0; i < r->n_classes; i++) {
                 const sl_class_score_t *c = &r->classes[i];
 
@@ -354,7 +386,8 @@ sl_err_t sl_codec_encode_response(const sl_codec_t *codec, const sl_response_t *
 
         *bufp = NULL;
         *lenp = 0;
-        if (avro_generic_value_new(codec->iface[SL_REC_RESPONSE], &v)) return SL_ERR_NOMEM;
+        if (avro_generic_value_new(codec->iface[SL_REC_RESPONSE], &v))
+                return SL_ERR_NOMEM;
         TRY(set_str(&v, "id", resp->id));
         TRY(set_str(&v, "model_name", resp->model_name));
         TRY(set_str(&v, "model_version", resp->model_version));
@@ -380,7 +413,8 @@ sl_err_t sl_codec_encode_dead_letter(const sl_codec_t *codec, const sl_dead_lett
 
         *bufp = NULL;
         *lenp = 0;
-        if (avro_generic_value_new(codec->iface[SL_REC_DEAD_LETTER], &v)) return SL_ERR_NOMEM;
+        if (avro_generic_value_new(codec->iface[SL_REC_DEAD_LETTER], &v))
+                return SL_ERR_NOMEM;
         TRY(set_opt_bytes(&v, "key", dl->key, dl->key_len));
         TRY(set_opt_bytes(&v, "value", dl->value, dl->value_len));
         TRY(field(&v, "headers", &f));
@@ -408,7 +442,8 @@ static int set_percentiles(avro_value_t *rec, const char *name, const sl_percent
 {
         avro_value_t f;
 
-        if (field(rec, name, &f)) return -1;
+        if (field(rec, name, &f))
+                return -1;
         return set_long(&f, "p50_us", p->p50_us) || set_long(&f, "p90_us", p->p90_us) ||
                set_long(&f, "p99_us", p->p99_us) || set_long(&f, "max_us", p->max_us);
 }
@@ -448,7 +483,8 @@ sl_err_t sl_codec_encode_metrics(const sl_codec_t *codec, const sl_worker_metric
 
         *bufp = NULL;
         *lenp = 0;
-        if (avro_generic_value_new(codec->iface[SL_REC_METRICS], &v)) return SL_ERR_NOMEM;
+        if (avro_generic_value_new(codec->iface[SL_REC_METRICS], &v))
+                return SL_ERR_NOMEM;
         TRY(set_str(&v, "worker_id", m->worker_id));
         TRY(set_long(&v, "window_start_ms", m->window_start_ms));
         TRY(set_long(&v, "window_end_ms", m->window_end_ms));

@@ -69,10 +69,12 @@ static void bad(dec_t *d, const char *sub, const char *fmt, ...)
         va_list ap;
         int n;
 
-        if (d->bad) return;
+        if (d->bad)
+                return;
         d->bad = 1;
         n = snprintf(d->badmsg, sizeof(d->badmsg), "%s%s: ", d->rd.path, sub);
-        if (n < 0 || (size_t)n >= sizeof(d->badmsg)) return;
+        if (n < 0 || (size_t)n >= sizeof(d->badmsg))
+                return;
         va_start(ap, fmt);
         vsnprintf(d->badmsg + n, sizeof(d->badmsg) - (size_t)n, fmt, ap);
         va_end(ap);
@@ -84,12 +86,16 @@ static int grow(void **arr, size_t *cap, size_t n, size_t add, size_t esize)
         size_t want = n + add, ncap;
         void *p;
 
-        if (want <= *cap) return 0;
+        if (want <= *cap)
+                return 0;
         ncap = *cap ? *cap * 2 : 4;
-        if (ncap < want) ncap = want;
-        if (ncap > SIZE_MAX / esize) return -1;
+        if (ncap < want)
+                ncap = want;
+        if (ncap > SIZE_MAX / esize)
+                return -1;
         p = realloc(*arr, ncap * esize);
-        if (!p) return -1;
+        if (!p)
+                return -1;
         *arr = p;
         *cap = ncap;
         return 0;
@@ -103,7 +109,8 @@ static void fmt_shape(const tensor_acc_t *t, char *buf, size_t size)
         for (int64_t i = 0; i < t->rank && i < SL_MAX_DIMS && off < size; i++) {
                 int n =
                     snprintf(buf + off, size - off, "%s%lld", i ? "," : "", (long long)t->dims[i]);
-                if (n < 0) break;
+                if (n < 0)
+                        break;
                 off += (size_t)n;
         }
 }
@@ -114,11 +121,15 @@ static int read_shape(dec_t *d, tensor_acc_t *t)
 
         t->rank = 0;
         for (;;) {
-                if (sl_rd_block(&d->rd, 1, &count)) return -1;
-                if (count == 0) return 0;
+                if (sl_rd_block(&d->rd, 1, &count))
+                        return -1;
+                if (count == 0)
+                        return 0;
                 for (int64_t i = 0; i < count; i++, t->rank++) {
-                        if (sl_rd_long(&d->rd, &v)) return -1;
-                        if (t->rank < SL_MAX_DIMS) t->dims[t->rank] = v;
+                        if (sl_rd_long(&d->rd, &v))
+                                return -1;
+                        if (t->rank < SL_MAX_DIMS)
+                                t->dims[t->rank] = v;
                 }
         }
 }
@@ -136,7 +147,8 @@ static int read_typed(dec_t *d, tensor_acc_t *t, data_branch_t kind, avro_schema
 
         old = sl_rd_push(&d->rd, ".%s", avro_schema_record_field_name(branch, 0));
         for (;;) {
-                if ((rc = sl_rd_block(&d->rd, wire_min[kind], &count)) || count == 0) break;
+                if ((rc = sl_rd_block(&d->rd, wire_min[kind], &count)) || count == 0)
+                        break;
                 if (grow(&t->vals, &t->cap_vals, t->n_vals, (size_t)count, es)) {
                         rc = oom(d);
                         break;
@@ -162,9 +174,11 @@ static int read_typed(dec_t *d, tensor_acc_t *t, data_branch_t kind, avro_schema
                                 break;
                         }
                 }
-                if (rc) break;
+                if (rc)
+                        break;
         }
-        if (!rc) sl_rd_pop(&d->rd, old);
+        if (!rc)
+                sl_rd_pop(&d->rd, old);
         return rc;
 }
 
@@ -173,7 +187,8 @@ static int read_data(dec_t *d, tensor_acc_t *t)
         const sl_request_layout_t *l = d->l;
         int64_t idx;
 
-        if (sl_rd_union(&d->rd, l->n_data_branches, &idx)) return -1;
+        if (sl_rd_union(&d->rd, l->n_data_branches, &idx))
+                return -1;
         t->has_data = 1;
         t->branch = l->data_branch[idx];
         switch (t->branch) {
@@ -316,7 +331,8 @@ static int finish_tensor(dec_t *d, tensor_acc_t *t, sl_named_tensor_t *out)
                         }
                 }
                 data = malloc(nbytes ? nbytes : 1);
-                if (!data) return -1;
+                if (!data)
+                        return -1;
                 memcpy(data, t->raw, nbytes);
         } else {
                 if (t->n_vals != (uint64_t)numel) {
@@ -324,9 +340,11 @@ static int finish_tensor(dec_t *d, tensor_acc_t *t, sl_named_tensor_t *out)
                             branch_field(t->branch), t->n_vals, shape, (long long)numel);
                         return 1;
                 }
-                if (t->branch == DB_INT && narrow_ints(d, t, dt)) return 1;
+                if (t->branch == DB_INT && narrow_ints(d, t, dt))
+                        return 1;
                 data = t->vals ? t->vals : malloc(1);
-                if (!data) return -1;
+                if (!data)
+                        return -1;
                 t->vals = NULL;
         }
         out->name = t->name;
@@ -365,7 +383,8 @@ static int read_tensor(dec_t *d, tensor_acc_t *t)
                         rc = sl_rd_skip(&d->rd, l->tensor_field_schema[f]);
                         break;
                 }
-                if (!rc) sl_rd_pop(&d->rd, old);
+                if (!rc)
+                        sl_rd_pop(&d->rd, old);
         }
         return rc;
 }
@@ -379,7 +398,8 @@ static int read_inputs(dec_t *d, sl_request_t *req)
 
         memset(&t, 0, sizeof(t));
         for (;;) {
-                if ((rc = sl_rd_block(&d->rd, d->l->tensor_min_size, &count)) || count == 0) break;
+                if ((rc = sl_rd_block(&d->rd, d->l->tensor_min_size, &count)) || count == 0)
+                        break;
                 for (int64_t i = 0; i < count && !rc; i++, idx++) {
                         size_t old = sl_rd_push(&d->rd, "[%zu]", idx);
 
@@ -398,11 +418,14 @@ static int read_inputs(dec_t *d, sl_request_t *req)
                                         rc = oom(d);
                         }
                         acc_cleanup(&t);
-                        if (!rc) sl_rd_pop(&d->rd, old);
+                        if (!rc)
+                                sl_rd_pop(&d->rd, old);
                 }
-                if (rc) break;
+                if (rc)
+                        break;
         }
-        if (!rc && idx == 0) bad(d, "", "no input tensors");
+        if (!rc && idx == 0)
+                bad(d, "", "no input tensors");
         return rc;
 }
 
@@ -412,15 +435,18 @@ static int read_outputs(dec_t *d, sl_request_t *req)
         int64_t count;
 
         for (;;) {
-                if (sl_rd_block(&d->rd, 1, &count)) return -1;
-                if (count == 0) return 0;
+                if (sl_rd_block(&d->rd, 1, &count))
+                        return -1;
+                if (count == 0)
+                        return 0;
                 if (grow((void **)&req->outputs, &cap, req->n_outputs, (size_t)count,
                          sizeof(char *)))
                         return oom(d);
                 for (int64_t i = 0; i < count; i++) {
                         size_t old = sl_rd_push(&d->rd, "[%zu]", req->n_outputs);
 
-                        if (sl_rd_string(&d->rd, &req->outputs[req->n_outputs])) return -1;
+                        if (sl_rd_string(&d->rd, &req->outputs[req->n_outputs]))
+                                return -1;
                         req->n_outputs++;
                         sl_rd_pop(&d->rd, old);
                 }
@@ -433,8 +459,10 @@ static int read_parameters(dec_t *d, sl_request_t *req)
         int64_t count;
 
         for (;;) {
-                if (sl_rd_block(&d->rd, 2, &count)) return -1;
-                if (count == 0) return 0;
+                if (sl_rd_block(&d->rd, 2, &count))
+                        return -1;
+                if (count == 0)
+                        return 0;
                 if (grow((void **)&req->param_keys, &kcap, req->n_parameters, (size_t)count,
                          sizeof(char *)) ||
                     grow((void **)&req->param_values, &vcap, req->n_parameters, (size_t)count,
@@ -444,7 +472,8 @@ static int read_parameters(dec_t *d, sl_request_t *req)
                         size_t n = req->n_parameters, old;
                         char *key = NULL;
 
-                        if (sl_rd_string(&d->rd, &key)) return -1;
+                        if (sl_rd_string(&d->rd, &key))
+                                return -1;
                         old = sl_rd_push(&d->rd, "[\"%.40s\"]", key);
                         if (sl_rd_string(&d->rd, &req->param_values[n])) {
                                 free(key);
@@ -467,7 +496,8 @@ static int param_cmp(const void *a, const void *b)
         const param_ref_t *x = a, *y = b;
         int c = strcmp(x->key, y->key);
 
-        if (c) return c;
+        if (c)
+                return c;
         return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
@@ -480,7 +510,8 @@ static int dedupe_parameters(dec_t *d, sl_request_t *req)
         param_ref_t *refs;
         uint8_t *drop;
 
-        if (n < 2) return 0;
+        if (n < 2)
+                return 0;
         refs = malloc(n * sizeof(*refs));
         drop = calloc(n, 1);
         if (!refs || !drop) {
@@ -492,7 +523,8 @@ static int dedupe_parameters(dec_t *d, sl_request_t *req)
                 refs[i] = (param_ref_t){req->param_keys[i], i};
         qsort(refs, n, sizeof(*refs), param_cmp);
         for (size_t i = 0; i + 1 < n; i++)
-                if (!strcmp(refs[i].key, refs[i + 1].key)) drop[refs[i].pos] = 1;
+                if (!strcmp(refs[i].key, refs[i + 1].key))
+                        drop[refs[i].pos] = 1;
         for (size_t i = 0; i < n; i++) {
                 if (drop[i]) {
                         free(req->param_keys[i]);
@@ -513,7 +545,8 @@ static int read_optional(dec_t *d, size_t f, int *present)
 {
         int64_t idx;
 
-        if (sl_rd_union(&d->rd, 2, &idx)) return -1;
+        if (sl_rd_union(&d->rd, 2, &idx))
+                return -1;
         *present = idx != d->l->null_branch[f];
         return 0;
 }
@@ -546,7 +579,8 @@ static int read_request(dec_t *d, sl_request_t *req)
                                 rc = read_outputs(d, req);
                         break;
                 case RQ_PARAMETERS:
-                        if (!(rc = read_parameters(d, req))) rc = dedupe_parameters(d, req);
+                        if (!(rc = read_parameters(d, req)))
+                                rc = dedupe_parameters(d, req);
                         break;
                 case RQ_LABEL:
                         if (!(rc = read_optional(d, f, &present)) && present) {
@@ -558,7 +592,8 @@ static int read_request(dec_t *d, sl_request_t *req)
                         rc = sl_rd_skip(&d->rd, l->field_schema[f]);
                         break;
                 }
-                if (!rc) sl_rd_pop(&d->rd, old);
+                if (!rc)
+                        sl_rd_pop(&d->rd, old);
         }
         return rc;
 }
@@ -573,10 +608,12 @@ sl_err_t sl_codec_decode_request(const sl_codec_t *codec, const void *buf, size_
         dec_t d;
 
         *reqp = NULL;
-        if (idp) *idp = NULL;
+        if (idp)
+                *idp = NULL;
         err =
             sl_codec_unframe(codec, SL_REC_REQUEST, buf, len, &payload, &plen, errstr, errstr_size);
-        if (err) goto done;
+        if (err)
+                goto done;
         req = calloc(1, sizeof(*req));
         if (!req) {
                 err = SL_ERR_NOMEM;
@@ -610,7 +647,8 @@ done:
 
 void sl_request_destroy(sl_request_t *req)
 {
-        if (!req) return;
+        if (!req)
+                return;
         free(req->id);
         free(req->model_name);
         free(req->model_version);

@@ -17,8 +17,10 @@ const char *sl_conf_file_name(const char *file, const char *path, char *buf, siz
         const char *slash = strrchr(path, '/');
 
         /* libconfig 1.5 records an @include'd file as written in the directive. */
-        if (!file) return path;
-        if (!strcmp(file, path) || file[0] == '/' || !slash) return file;
+        if (!file)
+                return path;
+        if (!strcmp(file, path) || file[0] == '/' || !slash)
+                return file;
         return sl_strfmt(buf, size, "%.*s/%s", (int)(slash - path), path, file);
 }
 
@@ -34,7 +36,8 @@ const char *sl_conf_where(const config_setting_t *s, const char *path, char *buf
 static const char *find_line(const char *buf, unsigned line)
 {
         for (unsigned l = 1; l < line; l++) {
-                if (!(buf = strchr(buf, '\n'))) return NULL;
+                if (!(buf = strchr(buf, '\n')))
+                        return NULL;
                 buf++;
         }
         return buf;
@@ -48,15 +51,19 @@ static int literal_on_line(const char *p, const char *name, int64_t *out)
         long long v;
         char *end;
 
-        if (!eol) eol = p + strlen(p);
+        if (!eol)
+                eol = p + strlen(p);
         for (; p < eol; p++) {
                 const char *q = p + nlen;
-                if (strncmp(p, name, nlen) || q > eol) continue;
+                if (strncmp(p, name, nlen) || q > eol)
+                        continue;
                 /* whole word only: "max_size" must not match inside "xmax_size" */
-                if (p > start && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
+                if (p > start && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+                        continue;
                 while (q < eol && (*q == ' ' || *q == '\t'))
                         q++;
-                if (q >= eol || (*q != '=' && *q != ':')) continue;
+                if (q >= eol || (*q != '=' && *q != ':'))
+                        continue;
                 q++;
                 while (q < eol && (*q == ' ' || *q == '\t'))
                         q++;
@@ -66,7 +73,8 @@ static int literal_on_line(const char *p, const char *name, int64_t *out)
                 else
                         v = strtoll(q, &end, 10);
                 /* ERANGE keeps the saturated value: out of range for every setting. */
-                if (end == q || (errno && errno != ERANGE)) return -1;
+                if (end == q || (errno && errno != ERANGE))
+                        return -1;
                 *out = v;
                 return 0;
         }
@@ -84,9 +92,11 @@ int64_t sl_conf_int_value(const config_setting_t *s, const char *path)
         char errstr[64], fbuf[SL_CONF_WHERE_SIZE];
 
         /* INT64 (the `L` suffix) is parsed correctly; only plain INT truncates. */
-        if (config_setting_type(s) != CONFIG_TYPE_INT || !name) goto done;
+        if (config_setting_type(s) != CONFIG_TYPE_INT || !name)
+                goto done;
         file = sl_conf_file_name(file, path, fbuf, sizeof(fbuf));
-        if (sl_file_read(file, &buf, &len, errstr, sizeof(errstr))) goto done;
+        if (sl_file_read(file, &buf, &len, errstr, sizeof(errstr)))
+                goto done;
         /* Only ever undo a truncation: the literal must wrap to what libconfig read. */
         if ((line = find_line(buf, config_setting_source_line(s))) &&
             !literal_on_line(line, name, &literal) &&
@@ -191,7 +201,8 @@ static sl_err_t walk_group(sl_conf_t *conf, const config_setting_t *grp, const c
                 sl_strfmt(full, sizeof(full), "%s.%s", gname, config_setting_name(s));
                 if (!(row = sl_conf_setting_find(full)))
                         return unknown(s, path, full, errstr, errstr_size);
-                if ((err = apply_setting(conf, row, s, path, errstr, errstr_size))) return err;
+                if ((err = apply_setting(conf, row, s, path, errstr, errstr_size)))
+                        return err;
         }
         return SL_OK;
 }
@@ -235,13 +246,16 @@ static void warn_unknown_env(void)
                         continue;
                 sl_strfmt(name, sizeof(name), "%.*s", (int)(eq - var), var);
                 for (g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
-                        if (!strncmp(name + plen, groups[g], strlen(groups[g]))) break;
+                        if (!strncmp(name + plen, groups[g], strlen(groups[g])))
+                                break;
                 if (g == sizeof(groups) / sizeof(groups[0]) || strstr(name, "_SERVICE_") ||
                     strstr(name, "_PORT"))
                         continue;
                 row = sl_conf_suggest_env(name);
-                if (row) sl_conf_env_name(row->path, env, sizeof(env));
-                if (row && !strcmp(env, name)) continue;
+                if (row)
+                        sl_conf_env_name(row->path, env, sizeof(env));
+                if (row && !strcmp(env, name))
+                        continue;
                 if (row)
                         SL_LOG(SL_LOG_WARNING, "CONF",
                                "environment %s: unknown setting, ignored (did you mean %s?)", name,
@@ -261,7 +275,8 @@ static sl_err_t apply_env(sl_conf_t *conf, char *errstr, size_t errstr_size)
                 const sl_conf_setting_t *row = &sl_conf_settings[i];
                 const char *val;
                 sl_conf_env_name(row->path, env, sizeof(env));
-                if (!(val = getenv(env))) continue;
+                if (!(val = getenv(env)))
+                        continue;
                 sl_strfmt(where, sizeof(where), "environment %s", env);
                 if ((err = sl_conf_set_text(conf, row, val, where, errstr, errstr_size)))
                         return err;
@@ -278,7 +293,8 @@ static sl_err_t read_file(sl_conf_t *conf, const char *path, char *errstr, size_
 
         config_init(&cfg);
         /* @include resolves against the config file's directory, not the cwd. */
-        if (!(dir = strdup(path))) goto done;
+        if (!(dir = strdup(path)))
+                goto done;
         if ((slash = strrchr(dir, '/'))) {
                 slash[slash == dir] = '\0';
                 config_set_include_dir(&cfg, dir);
@@ -305,10 +321,12 @@ static sl_err_t read_file(sl_conf_t *conf, const char *path, char *errstr, size_
                 goto done;
         }
         free(conf->path);
-        if (!(conf->path = strdup(path))) goto done;
+        if (!(conf->path = strdup(path)))
+                goto done;
         err = walk_root(conf, config_root_setting(&cfg), path, errstr, errstr_size);
 done:
-        if (err == SL_ERR_NOMEM) sl_strfmt(errstr, errstr_size, "%s: out of memory", path);
+        if (err == SL_ERR_NOMEM)
+                sl_strfmt(errstr, errstr_size, "%s: out of memory", path);
         config_destroy(&cfg);
         free(dir);
         return err;
@@ -322,9 +340,11 @@ sl_err_t sl_conf_load(sl_conf_t *conf, const char *path, char *errstr, size_t er
                 sl_strfmt(errstr, errstr_size, "configuration defaults: out of memory");
                 return err;
         }
-        if (path && (err = read_file(conf, path, errstr, errstr_size))) goto done;
+        if (path && (err = read_file(conf, path, errstr, errstr_size)))
+                goto done;
         err = apply_env(conf, errstr, errstr_size);
 done:
-        if (err) sl_conf_cleanup(conf);
+        if (err)
+                sl_conf_cleanup(conf);
         return err;
 }

@@ -89,7 +89,7 @@ typedef struct sl_conf_s {
         int dead_letter_schema_id;
         int metrics_schema_id;
         /* http */
-        int http_port;           /**< 0 = no HTTP server */
+        int http_port; /**< 0 = no HTTP server */
         char *http_bind_address;
         int http_liveness_timeout_ms;
         /* kafka pass-through, in file order */

@@ -38,7 +38,8 @@ static sl_err_t add_prop(sl_conf_t *conf, const char *name, const char *value, c
         else
                 sl_strfmt(where, sizeof(where), "%s", file);
         for (i = 0; i < conf->n_kafka_props; i++)
-                if (!strcmp(conf->kafka_props[i].name, name)) break;
+                if (!strcmp(conf->kafka_props[i].name, name))
+                        break;
         if (i < conf->n_kafka_props && !replace) {
                 sl_strfmt(errstr, errstr_size, "%s: kafka property '%s' is already set at %s",
                           where, name,
@@ -53,7 +54,8 @@ static sl_err_t add_prop(sl_conf_t *conf, const char *name, const char *value, c
                 p = old;
         } else {
                 props = realloc(conf->kafka_props, (conf->n_kafka_props + 1) * sizeof(*props));
-                if (!props) goto done;
+                if (!props)
+                        goto done;
                 conf->kafka_props = props;
                 conf->kafka_props[conf->n_kafka_props++] = p;
                 memset(&p, 0, sizeof(p));
@@ -87,7 +89,8 @@ static sl_err_t join_strings(const config_setting_t *s, const char *path, const 
                 }
                 len += strlen(config_setting_get_string(e)) + 1;
         }
-        if (!(buf = malloc(len))) return nomem(where, errstr, errstr_size);
+        if (!(buf = malloc(len)))
+                return nomem(where, errstr, errstr_size);
         buf[0] = '\0';
         for (int i = 0; i < n; i++) {
                 const char *v = config_setting_get_string(config_setting_get_elem(s, (unsigned)i));
@@ -155,7 +158,8 @@ sl_err_t sl_conf_kafka_group(sl_conf_t *conf, const config_setting_t *grp, const
                 /* libconfig names cannot contain '.', librdkafka's always do. */
                 sl_strfmt(name, sizeof(name), "%s", config_setting_name(s));
                 for (j = 0; name[j]; j++)
-                        if (name[j] == '_') name[j] = '.';
+                        if (name[j] == '_')
+                                name[j] = '.';
                 sl_strfmt(full, sizeof(full), "kafka.%s", config_setting_name(s));
                 err =
                     scalar_text(s, path, full, num, sizeof(num), &text, &heap, errstr, errstr_size);
@@ -191,7 +195,8 @@ sl_err_t sl_conf_kafka_properties(sl_conf_t *conf, const config_setting_t *list,
                 const char *s, *eq;
 
                 /* libconfig 1.5 records element lines; fall back to the list's own. */
-                if (!line) line = config_setting_source_line(list);
+                if (!line)
+                        line = config_setting_source_line(list);
                 sl_strfmt(where, sizeof(where), "%s:%u", file, line);
                 if (config_setting_type(e) != CONFIG_TYPE_STRING) {
                         sl_strfmt(errstr, errstr_size,
@@ -231,15 +236,18 @@ sl_err_t sl_conf_kafka_env(sl_conf_t *conf, char *errstr, size_t errstr_size)
         for (char **ep = environ; ep && *ep; ep++) {
                 const char *var = *ep, *eq = strchr(var, '=');
                 size_t nlen, j;
-                if (!eq || strncmp(var, SL_CONF_ENV_KAFKA_PREFIX, plen)) continue;
+                if (!eq || strncmp(var, SL_CONF_ENV_KAFKA_PREFIX, plen))
+                        continue;
                 nlen = (size_t)(eq - var) - plen;
-                if (!nlen || nlen >= sizeof(name)) continue;
+                if (!nlen || nlen >= sizeof(name))
+                        continue;
                 for (j = 0; j < nlen; j++) {
                         char c = var[plen + j];
                         name[j] = c == '_' ? '.' : (char)tolower((unsigned char)c);
                 }
                 name[nlen] = '\0';
-                if (is_service_link(name)) continue;
+                if (is_service_link(name))
+                        continue;
                 sl_strfmt(where, sizeof(where), "environment %.*s", (int)(eq - var), var);
                 if ((err = add_prop(conf, name, eq + 1, where, 0, 1, errstr, errstr_size)))
                         return err;
@@ -263,12 +271,14 @@ int sl_conf_kafka_prop_is_secret(const char *name)
 {
         static const char *const words[] = {"password", "secret", "key"};
         for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-                if (strcasestr(name, words[i])) return 1;
+                if (strcasestr(name, words[i]))
+                        return 1;
         return 0;
 }
 
 const char *sl_conf_kafka_prop_where(const sl_conf_kafka_prop_t *prop, char *buf, size_t size)
 {
-        if (prop->line) return sl_strfmt(buf, size, "%s:%d", prop->file, prop->line);
+        if (prop->line)
+                return sl_strfmt(buf, size, "%s:%d", prop->file, prop->line);
         return sl_strfmt(buf, size, "%s", prop->file);
 }

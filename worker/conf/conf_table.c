@@ -100,7 +100,8 @@ const size_t sl_conf_settings_cnt = sizeof(sl_conf_settings) / sizeof(sl_conf_se
 const sl_conf_setting_t *sl_conf_setting_find(const char *path)
 {
         for (size_t i = 0; i < sl_conf_settings_cnt; i++)
-                if (!strcmp(sl_conf_settings[i].path, path)) return &sl_conf_settings[i];
+                if (!strcmp(sl_conf_settings[i].path, path))
+                        return &sl_conf_settings[i];
         return NULL;
 }
 
@@ -119,11 +120,13 @@ void sl_conf_env_name(const char *path, char *buf, size_t size)
         size_t plen = strlen(SL_CONF_ENV_PREFIX);
         size_t i;
 
-        if (!size) return;
+        if (!size)
+                return;
         sl_strfmt(buf, size, "%s", SL_CONF_ENV_PREFIX);
         for (i = 0; path[i] && plen + i + 1 < size; i++)
                 buf[plen + i] = path[i] == '.' ? '_' : (char)toupper((unsigned char)path[i]);
-        if (plen + i < size) buf[plen + i] = '\0';
+        if (plen + i < size)
+                buf[plen + i] = '\0';
 }
 
 static void *field(sl_conf_t *conf, size_t offset)
@@ -155,7 +158,8 @@ static void join_allowed(const char *const *allowed, const char *sep, char *buf,
         buf[0] = '\0';
         for (size_t i = 0; allowed[i] && off < size; i++) {
                 int n = snprintf(buf + off, size - off, "%s%s", i ? sep : "", allowed[i]);
-                if (n < 0) break;
+                if (n < 0)
+                        break;
                 off += (size_t)n;
         }
 }
@@ -241,15 +245,18 @@ static size_t split_list(char *s, char **items, size_t max)
         for (;;) {
                 char *end = strchr(s, ',');
                 char *last;
-                if (end) *end = '\0';
+                if (end)
+                        *end = '\0';
                 while (isspace((unsigned char)*s))
                         s++;
                 last = s + strlen(s);
                 while (last > s && isspace((unsigned char)last[-1]))
                         *--last = '\0';
-                if (n < max) items[n] = s;
+                if (n < max)
+                        items[n] = s;
                 n++;
-                if (!end) return n;
+                if (!end)
+                        return n;
                 s = end + 1;
         }
 }
@@ -343,13 +350,15 @@ sl_err_t sl_conf_init_defaults(sl_conf_t *conf)
                 }
         }
 done:
-        if (err) sl_conf_cleanup(conf);
+        if (err)
+                sl_conf_cleanup(conf);
         return err;
 }
 
 void sl_conf_cleanup(sl_conf_t *conf)
 {
-        if (!conf) return;
+        if (!conf)
+                return;
         for (size_t i = 0; i < sl_conf_settings_cnt; i++) {
                 const sl_conf_setting_t *row = &sl_conf_settings[i];
                 if (row->type == SL_CONF_T_STR) {
@@ -371,7 +380,8 @@ static int edit_distance(const char *a, const char *b)
         int prev[65], cur[65];
         size_t la = strlen(a), lb = strlen(b);
 
-        if (la > 64 || lb > 64) return 1000;
+        if (la > 64 || lb > 64)
+                return 1000;
         for (size_t j = 0; j <= lb; j++)
                 prev[j] = (int)j;
         for (size_t i = 1; i <= la; i++) {

@@ -21,8 +21,10 @@ int64_t sl_attr_int(const sl_node_t *node, const char *name, int64_t def)
 float sl_attr_float(const sl_node_t *node, const char *name, float def)
 {
         const Onnx__AttributeProto *a = sl_attr_find(node, name);
-        if (!a) return def;
-        if (a->has_f) return a->f;
+        if (!a)
+                return def;
+        if (a->has_f)
+                return a->f;
         if (a->has_i) /* some exporters write integral values as ints */
                 return (float)a->i;
         return def;
@@ -33,9 +35,11 @@ const char *sl_attr_string(const sl_node_t *node, const char *name, const char *
 {
         const Onnx__AttributeProto *a = sl_attr_find(node, name);
         size_t n;
-        if (!a || !a->has_s || !buf_size) return def;
+        if (!a || !a->has_s || !buf_size)
+                return def;
         n = a->s.len < buf_size - 1 ? a->s.len : buf_size - 1;
-        if (n) memcpy(buf, a->s.data, n);
+        if (n)
+                memcpy(buf, a->s.data, n);
         buf[n] = '\0';
         return buf;
 }
@@ -43,7 +47,8 @@ const char *sl_attr_string(const sl_node_t *node, const char *name, const char *
 int sl_attr_ints(const sl_node_t *node, const char *name, const int64_t **vals)
 {
         const Onnx__AttributeProto *a = sl_attr_find(node, name);
-        if (!a) return -1;
+        if (!a)
+                return -1;
         *vals = a->ints;
         return (int)a->n_ints;
 }
@@ -51,7 +56,8 @@ int sl_attr_ints(const sl_node_t *node, const char *name, const int64_t **vals)
 int sl_attr_floats(const sl_node_t *node, const char *name, const float **vals)
 {
         const Onnx__AttributeProto *a = sl_attr_find(node, name);
-        if (!a) return -1;
+        if (!a)
+                return -1;
         *vals = a->floats;
         return (int)a->n_floats;
 }

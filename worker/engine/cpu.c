@@ -26,13 +26,16 @@ const char *sl_engine_blas_core_preferred(void)
         if (getenv("OPENBLAS_CORETYPE") || !core)
                 return NULL; /* the user's choice is always respected */
         for (size_t i = 0; i < sizeof(pre_avx2) / sizeof(*pre_avx2); i++)
-                if (!strcasecmp(core, pre_avx2[i])) generic = 1;
-        if (!generic) return NULL;
+                if (!strcasecmp(core, pre_avx2[i]))
+                        generic = 1;
+        if (!generic)
+                return NULL;
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
                 return "SkylakeX";
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+                return "Haswell";
         return NULL;
 }
 

@@ -165,7 +165,6 @@ sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t
  */
 const char *sl_engine_blas_core(void);
 
-
 /**
  * @brief The OpenBLAS core this CPU should run when OpenBLAS fell back to a
  *        generic one (see DESIGN.md, "CPU kernels").

@@ -51,8 +51,8 @@ typedef struct sl_node_s {
         size_t index;                 /**< index in the file's node list */
         const sl_op_t *op;
         int n_in, n_out;
-        int *in;  /**< value ids; -1 for an omitted optional input */
-        int *out; /**< value ids; the sink slot for an omitted optional output */
+        int *in;      /**< value ids; -1 for an omitted optional input */
+        int *out;     /**< value ids; the sink slot for an omitted optional output */
         sl_act_t act; /**< fused activation applied to output 0 (Conv, Gemm) */
 } sl_node_t;
 

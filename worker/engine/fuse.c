@@ -17,8 +17,10 @@ static bool is_op(const sl_node_t *nd, const char *op_type)
 const char *sl_node_label(const sl_node_t *node)
 {
         if (node->act == SL_ACT_RELU) {
-                if (is_op(node, "Conv")) return "Conv+Relu";
-                if (is_op(node, "Gemm")) return "Gemm+Relu";
+                if (is_op(node, "Conv"))
+                        return "Conv+Relu";
+                if (is_op(node, "Gemm"))
+                        return "Gemm+Relu";
                 return "?+Relu";
         }
         return node->op ? node->op->op_type : "?";
@@ -47,7 +49,8 @@ static int consumers(const sl_model_t *m, int v, size_t *last)
 static bool is_graph_output(const sl_model_t *m, int v)
 {
         for (size_t i = 0; i < m->n_outputs; i++)
-                if (m->output_ids[i] == v) return true;
+                if (m->output_ids[i] == v)
+                        return true;
         return false;
 }
 

@@ -44,8 +44,10 @@ static void namemap_cleanup(namemap_t *m)
 static int namemap_get(const namemap_t *m, const char *k)
 {
         for (size_t i = hash_str(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-                if (!m->keys[i]) return -1;
-                if (!strcmp(m->keys[i], k)) return m->ids[i];
+                if (!m->keys[i])
+                        return -1;
+                if (!strcmp(m->keys[i], k))
+                        return m->ids[i];
         }
 }
 
@@ -54,7 +56,8 @@ static int namemap_put(namemap_t *m, const char *k, int id)
 {
         size_t i;
         for (i = hash_str(k) & (m->cap - 1); m->keys[i]; i = (i + 1) & (m->cap - 1))
-                if (!strcmp(m->keys[i], k)) return m->ids[i];
+                if (!strcmp(m->keys[i], k))
+                        return m->ids[i];
         m->keys[i] = k;
         m->ids[i] = id;
         return -1;
@@ -83,7 +86,8 @@ static sl_err_t value_info(const Onnx__ValueInfoProto *vi, sl_value_info_t *out,
         out->name = vi->name ? vi->name : "";
         out->dtype = SL_DT_UNDEFINED;
         out->ndim = -1;
-        if (!tp) return SL_OK;
+        if (!tp)
+                return SL_OK;
         if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) {
                 sl_strfmt(errstr, errstr_size,
                           "%s: graph value '%s' is not a tensor (sequence/map/optional types are "
@@ -98,7 +102,8 @@ static sl_err_t value_info(const Onnx__ValueInfoProto *vi, sl_value_info_t *out,
                           out->name, sl_dtype_name(out->dtype), (int)out->dtype);
                 return SL_ERR_UNSUPPORTED;
         }
-        if (!(sh = tp->tensor_type->shape)) return SL_OK;
+        if (!(sh = tp->tensor_type->shape))
+                return SL_OK;
         if (sh->n_dim > SL_MAX_DIMS) {
                 sl_strfmt(errstr, errstr_size, "%s: graph value '%s' has rank %zu > %d", path,
                           out->name, sh->n_dim, SL_MAX_DIMS);
@@ -126,7 +131,8 @@ static int add_value(sl_model_t *m, namemap_t *map, const char *name, sl_value_k
                      int producer)
 {
         int id = (int)m->n_values;
-        if (namemap_put(map, name, id) >= 0) return -1;
+        if (namemap_put(map, name, id) >= 0)
+                return -1;
         m->values[id].name = name;
         m->values[id].kind = kind;
         m->values[id].producer = producer;
@@ -142,7 +148,8 @@ static int toposort(const sl_model_t *m, sl_node_t *nodes, size_t n, size_t *ord
         size_t *clist = NULL, *fill = NULL, total = 0, head = 0, tail = 0;
         int ret = -2;
 
-        if (!indeg || !cstart) goto done;
+        if (!indeg || !cstart)
+                goto done;
         for (size_t i = 0; i < n; i++)
                 for (int k = 0; k < nodes[i].n_in; k++) {
                         int v = nodes[i].in[k];
@@ -161,17 +168,21 @@ static int toposort(const sl_model_t *m, sl_node_t *nodes, size_t n, size_t *ord
         for (size_t i = 0; i < n; i++)
                 for (int k = 0; k < nodes[i].n_in; k++) {
                         int v = nodes[i].in[k];
-                        if (v >= 0 && m->values[v].kind == SL_VALUE_NODE) clist[fill[v]++] = i;
+                        if (v >= 0 && m->values[v].kind == SL_VALUE_NODE)
+                                clist[fill[v]++] = i;
                 }
         for (size_t i = 0; i < n; i++)
-                if (!indeg[i]) order[tail++] = i;
+                if (!indeg[i])
+                        order[tail++] = i;
         while (head < tail) {
                 const sl_node_t *nd = &nodes[order[head++]];
                 for (int k = 0; k < nd->n_out; k++) {
                         int v = nd->out[k];
-                        if (v < 0 || (size_t)v >= m->n_values) continue;
+                        if (v < 0 || (size_t)v >= m->n_values)
+                                continue;
                         for (size_t c = cstart[v]; c < cstart[v + 1]; c++)
-                                if (--indeg[clist[c]] == 0) order[tail++] = clist[c];
+                                if (--indeg[clist[c]] == 0)
+                                        order[tail++] = clist[c];
                 }
         }
         ret = -1;
@@ -198,7 +209,8 @@ static sl_err_t build_nodes(sl_model_t *m, namemap_t *map, char *errstr, size_t 
         sl_err_t err = SL_ERR_NOMEM;
         int bad;
 
-        if (!tmp || !(order = malloc((n ? n : 1) * sizeof(size_t)))) goto fail;
+        if (!tmp || !(order = malloc((n ? n : 1) * sizeof(size_t))))
+                goto fail;
         /* Pass 1: operators, attributes and outputs. */
         for (size_t i = 0; i < n; i++) {
                 const Onnx__NodeProto *np = g->node[i];
@@ -270,7 +282,8 @@ static sl_err_t build_nodes(sl_model_t *m, namemap_t *map, char *errstr, size_t 
                         }
                 }
                 for (size_t k = 0; k < np->n_output; k++)
-                        if (tmp[i].out[k] == -2) tmp[i].out[k] = (int)m->n_values; /* sink */
+                        if (tmp[i].out[k] == -2)
+                                tmp[i].out[k] = (int)m->n_values; /* sink */
         }
         if ((bad = toposort(m, tmp, n, order)) == -2) {
                 err = SL_ERR_NOMEM;
@@ -345,15 +358,18 @@ static sl_err_t build_graph(sl_model_t *m, char *errstr, size_t errstr_size)
                 }
                 if (namemap_get(&map, vi->name) >= 0)
                         continue; /* an initializer also listed as input (IR < 4) */
-                if ((id = add_value(m, &map, vi->name, SL_VALUE_INPUT, -1)) < 0) continue;
+                if ((id = add_value(m, &map, vi->name, SL_VALUE_INPUT, -1)) < 0)
+                        continue;
                 if ((err = value_info(vi, &m->inputs[m->n_inputs], m->path, errstr, errstr_size)))
                         goto done;
                 m->input_ids[m->n_inputs++] = id;
         }
-        if ((err = build_nodes(m, &map, errstr, errstr_size))) goto done;
+        if ((err = build_nodes(m, &map, errstr, errstr_size)))
+                goto done;
         for (size_t i = 0; i < g->n_output; i++) {
                 const Onnx__ValueInfoProto *vi = g->output[i];
-                if ((err = value_info(vi, &m->outputs[i], m->path, errstr, errstr_size))) goto done;
+                if ((err = value_info(vi, &m->outputs[i], m->path, errstr, errstr_size)))
+                        goto done;
                 if ((m->output_ids[i] = namemap_get(&map, m->outputs[i].name)) < 0) {
                         sl_strfmt(errstr, errstr_size,
                                   "%s: graph output '%s' is not produced by the graph", m->path,
@@ -377,9 +393,11 @@ sl_err_t sl_model_load(const char *path, sl_model_t **modelp, char *errstr, size
         sl_err_t err;
 
         *modelp = NULL;
-        if ((err = sl_file_read(path, &buf, &len, errstr, errstr_size))) goto fail;
+        if ((err = sl_file_read(path, &buf, &len, errstr, errstr_size)))
+                goto fail;
         err = SL_ERR_NOMEM;
-        if (!(m = calloc(1, sizeof(*m))) || !(m->path = strdup(path))) goto fail;
+        if (!(m = calloc(1, sizeof(*m))) || !(m->path = strdup(path)))
+                goto fail;
         if (!(m->proto = onnx__model_proto__unpack(NULL, len, (const uint8_t *)buf))) {
                 sl_strfmt(errstr, errstr_size,
                           "%s: not a valid ONNX ModelProto (truncated or corrupt protobuf)", path);
@@ -396,17 +414,21 @@ sl_err_t sl_model_load(const char *path, sl_model_t **modelp, char *errstr, size
         m->opset = 1; /* the spec's default when no opset_import names the domain */
         for (size_t i = 0; i < m->proto->n_opset_import; i++) {
                 const Onnx__OperatorSetIdProto *os = m->proto->opset_import[i];
-                if (default_domain(os->domain) && os->has_version) m->opset = os->version;
+                if (default_domain(os->domain) && os->has_version)
+                        m->opset = os->version;
         }
         plen = strlen(m->proto->producer_name ? m->proto->producer_name : "") +
                strlen(m->proto->producer_version ? m->proto->producer_version : "") + 2;
-        if (!(m->producer = malloc(plen))) goto fail;
+        if (!(m->producer = malloc(plen)))
+                goto fail;
         sl_strfmt(m->producer, plen, "%s%s%s",
                   m->proto->producer_name ? m->proto->producer_name : "",
                   m->proto->producer_version && *m->proto->producer_version ? " " : "",
                   m->proto->producer_version ? m->proto->producer_version : "");
-        if ((err = build_graph(m, errstr, errstr_size))) goto fail;
-        if ((err = sl_model_fuse(m))) goto fail;
+        if ((err = build_graph(m, errstr, errstr_size)))
+                goto fail;
+        if ((err = sl_model_fuse(m)))
+                goto fail;
         *modelp = m;
         return SL_OK;
 fail:
@@ -417,7 +439,8 @@ fail:
 
 void sl_model_destroy(sl_model_t *model)
 {
-        if (!model) return;
+        if (!model)
+                return;
         for (size_t i = 0; i < model->n_nodes; i++) {
                 free(model->nodes[i].in);
                 free(model->nodes[i].out);
@@ -431,7 +454,8 @@ void sl_model_destroy(sl_model_t *model)
         free(model->input_ids);
         free(model->output_ids);
         free(model->producer);
-        if (model->proto) onnx__model_proto__free_unpacked(model->proto, NULL);
+        if (model->proto)
+                onnx__model_proto__free_unpacked(model->proto, NULL);
         free(model->path);
         free(model);
 }

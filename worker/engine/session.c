@@ -92,7 +92,8 @@ sl_err_t sl_session_new(sl_model_t *model, sl_session_t **sessionp)
 
 void sl_session_destroy(sl_session_t *session)
 {
-        if (!session) return;
+        if (!session)
+                return;
         if (session->prof_ns) {
                 profile_print(session);
                 free(session->prof_ns);
@@ -124,8 +125,10 @@ void *sl_op_scratch(sl_opctx_t *c, size_t bytes)
         sl_session_t *s = c->session;
         if (bytes > s->scratch_cap || !s->scratch) {
                 void *nb;
-                if (bytes > SL_TENSOR_BYTES_MAX) return NULL;
-                if (!(nb = realloc(s->scratch, bytes ? bytes : 1))) return NULL;
+                if (bytes > SL_TENSOR_BYTES_MAX)
+                        return NULL;
+                if (!(nb = realloc(s->scratch, bytes ? bytes : 1)))
+                        return NULL;
                 s->scratch = nb;
                 s->scratch_cap = bytes;
         }
@@ -295,7 +298,8 @@ static sl_err_t run_nodes(sl_session_t *session, char *errstr, size_t errstr_siz
                 for (int k = 0; k < nd->n_in; k++)
                         c.in[k] = nd->in[k] >= 0 ? &session->slots[nd->in[k]].t : NULL;
                 err = nd->op->run(&c);
-                if (session->prof_ns) session->prof_ns[i] += now_ns(session) - t0;
+                if (session->prof_ns)
+                        session->prof_ns[i] += now_ns(session) - t0;
                 if (err) {
                         if (nd->name[0])
                                 sl_strfmt(errstr, errstr_size, "node '%s' (#%zu, %s): %s", nd->name,
@@ -316,7 +320,8 @@ sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t
         unsigned csr;
         sl_err_t err;
 
-        if ((err = bind_inputs(session, inputs, n_inputs, errstr, errstr_size))) return err;
+        if ((err = bind_inputs(session, inputs, n_inputs, errstr, errstr_size)))
+                return err;
         if (n_outputs != m->n_outputs) {
                 sl_strfmt(errstr, errstr_size, "model has %zu outputs, %zu requested", m->n_outputs,
                           n_outputs);
@@ -325,7 +330,8 @@ sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t
         csr = fpu_enter();
         err = run_nodes(session, errstr, errstr_size);
         fpu_leave(csr);
-        if (err) return err;
+        if (err)
+                return err;
         for (size_t i = 0; i < n_outputs; i++)
                 outputs[i] = session->slots[m->output_ids[i]].t;
         session->prof_runs++;

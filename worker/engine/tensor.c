@@ -33,7 +33,8 @@ const char *sl_dtype_name(sl_dtype_t dt)
         static const char *names[] = {"undefined", "float",  "uint8",  "int8",   "uint16",
                                       "int16",     "int32",  "int64",  "string", "bool",
                                       "float16",   "double", "uint32", "uint64"};
-        if ((unsigned)dt < sizeof(names) / sizeof(names[0])) return names[dt];
+        if ((unsigned)dt < sizeof(names) / sizeof(names[0]))
+                return names[dt];
         return "unknown";
 }
 
@@ -46,8 +47,10 @@ int64_t sl_dims_numel(int ndim, const int64_t *dims)
 {
         int64_t n = 1;
         for (int i = 0; i < ndim; i++) {
-                if (dims[i] < 0) return -1;
-                if (dims[i] && n > INT64_MAX / dims[i]) return -1;
+                if (dims[i] < 0)
+                        return -1;
+                if (dims[i] && n > INT64_MAX / dims[i])
+                        return -1;
                 n *= dims[i];
         }
         return n;
@@ -70,8 +73,10 @@ void sl_strides(int ndim, const int64_t *dims, int64_t *strides)
 int sl_axis(int64_t axis, int rank, bool incl)
 {
         int64_t hi = incl ? rank + 1 : rank;
-        if (axis < 0) axis += rank;
-        if (axis < 0 || axis >= hi) return -1;
+        if (axis < 0)
+                axis += rank;
+        if (axis < 0 || axis >= hi)
+                return -1;
         return (int)axis;
 }
 
@@ -326,7 +331,8 @@ sl_err_t sl_tensor_from_proto(const Onnx__TensorProto *tp, sl_tensor_t *t, char 
         }
         if (tp->has_raw_data) {
                 /* raw_data is little-endian, as is every host we build for. */
-                if (t->nbytes) memcpy(t->data, tp->raw_data.data, t->nbytes);
+                if (t->nbytes)
+                        memcpy(t->data, tp->raw_data.data, t->nbytes);
         } else if ((err = copy_typed(tp, t, n, errstr, errstr_size))) {
                 goto fail;
         }
@@ -346,7 +352,8 @@ sl_err_t sl_tensor_load(const char *path, sl_tensor_t *t, char *errstr, size_t e
         sl_err_t err;
 
         memset(t, 0, sizeof(*t));
-        if ((err = sl_file_read(path, &buf, &len, errstr, errstr_size))) goto done;
+        if ((err = sl_file_read(path, &buf, &len, errstr, errstr_size)))
+                goto done;
         if (!(tp = onnx__tensor_proto__unpack(NULL, len, (const uint8_t *)buf))) {
                 sl_strfmt(errstr, errstr_size, "%s: not a valid TensorProto", path);
                 err = SL_ERR_MODEL;
@@ -355,14 +362,16 @@ sl_err_t sl_tensor_load(const char *path, sl_tensor_t *t, char *errstr, size_t e
         if ((err = sl_tensor_from_proto(tp, t, why, sizeof(why))))
                 sl_strfmt(errstr, errstr_size, "%s: %s", path, why);
 done:
-        if (tp) onnx__tensor_proto__free_unpacked(tp, NULL);
+        if (tp)
+                onnx__tensor_proto__free_unpacked(tp, NULL);
         free(buf);
         return err;
 }
 
 void sl_tensor_free(sl_tensor_t *t)
 {
-        if (!t) return;
+        if (!t)
+                return;
         free(t->data);
         memset(t, 0, sizeof(*t));
 }

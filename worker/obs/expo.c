@@ -19,8 +19,10 @@ static int buf_reserve(buf_t *b, size_t extra)
 {
         size_t size;
         char *tmp;
-        if (b->failed) return -1;
-        if (b->len + extra + 1 <= b->size) return 0;
+        if (b->failed)
+                return -1;
+        if (b->len + extra + 1 <= b->size)
+                return 0;
         size = b->size ? b->size : 4096;
         while (size < b->len + extra + 1)
                 size *= 2;
@@ -35,7 +37,8 @@ static int buf_reserve(buf_t *b, size_t extra)
 
 static void buf_put(buf_t *b, const char *s, size_t n)
 {
-        if (buf_reserve(b, n)) return;
+        if (buf_reserve(b, n))
+                return;
         memcpy(b->p + b->len, s, n);
         b->len += n;
         b->p[b->len] = '\0';
@@ -58,7 +61,8 @@ static void buf_escaped(buf_t *b, const char *s, int quote)
                         esc = "\\n";
                 else if (quote && *s == '"')
                         esc = "\\\"";
-                if (!esc) continue;
+                if (!esc)
+                        continue;
                 buf_put(b, run, (size_t)(s - run));
                 buf_puts(b, esc);
                 run = s + 1;
@@ -83,11 +87,13 @@ static void fmt_double(char *dst, size_t size, double v)
         }
         for (prec = 1; prec < 17; prec++) {
                 snprintf(dst, size, "%.*e", prec - 1, v);
-                if (strtod(dst, NULL) == v) break;
+                if (strtod(dst, NULL) == v)
+                        break;
         }
         snprintf(dst, size, "%.*e", prec - 1, v);
         exp = (int)strtol(strchr(dst, 'e') + 1, NULL, 10);
-        if (exp < -4 || exp >= 6) return;
+        if (exp < -4 || exp >= 6)
+                return;
         snprintf(dst, size, "%.*f", prec - 1 - exp > 0 ? prec - 1 - exp : 0, v);
 }
 
@@ -110,21 +116,24 @@ static void write_series(buf_t *b, const sl_obs_family_t *fam, const child_t *c,
                          const char *le)
 {
         buf_puts(b, fam->name);
-        if (suffix) buf_puts(b, suffix);
+        if (suffix)
+                buf_puts(b, suffix);
         if (!fam->n_labels && !le) {
                 buf_put(b, " ", 1);
                 return;
         }
         buf_put(b, "{", 1);
         for (size_t i = 0; i < fam->n_labels; i++) {
-                if (i) buf_put(b, ",", 1);
+                if (i)
+                        buf_put(b, ",", 1);
                 buf_puts(b, fam->labels[i]);
                 buf_put(b, "=\"", 2);
                 buf_escaped(b, c->values[i], 1);
                 buf_put(b, "\"", 1);
         }
         if (le) {
-                if (fam->n_labels) buf_put(b, ",", 1);
+                if (fam->n_labels)
+                        buf_put(b, ",", 1);
                 buf_puts(b, "le=\"");
                 buf_puts(b, le);
                 buf_put(b, "\"", 1);
@@ -174,7 +183,8 @@ static void write_family(buf_t *b, sl_obs_family_t *fam)
         int header = 0;
         pthread_mutex_lock(&fam->lock);
         for (const child_t *c = fam->children; c; c = c->next) {
-                if (!atomic_load_explicit(&c->visible, memory_order_relaxed)) continue;
+                if (!atomic_load_explicit(&c->visible, memory_order_relaxed))
+                        continue;
                 if (!header) {
                         if (fam->help) {
                                 buf_puts(b, "# HELP ");
@@ -214,9 +224,12 @@ sl_err_t sl_obs_registry_render(sl_obs_registry_t *reg, char **textp, size_t *le
 {
         buf_t b = {NULL, 0, 0, 0};
         *textp = NULL;
-        if (lenp) *lenp = 0;
-        if (!reg) return SL_ERR_INVALID_ARG;
-        if (!buf_reserve(&b, 0)) b.p[0] = '\0';
+        if (lenp)
+                *lenp = 0;
+        if (!reg)
+                return SL_ERR_INVALID_ARG;
+        if (!buf_reserve(&b, 0))
+                b.p[0] = '\0';
         pthread_mutex_lock(&reg->lock);
         for (sl_obs_family_t *fam = reg->families; fam; fam = fam->next)
                 write_family(&b, fam);
@@ -226,6 +239,7 @@ sl_err_t sl_obs_registry_render(sl_obs_registry_t *reg, char **textp, size_t *le
                 return SL_ERR_NOMEM;
         }
         *textp = b.p;
-        if (lenp) *lenp = b.len;
+        if (lenp)
+                *lenp = b.len;
         return SL_OK;
 }

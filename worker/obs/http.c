@@ -32,7 +32,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         char msg[512];
         size_t len;
         (void)cls;
-        if (SL_LOG_WARNING > sl_log_level) return;
+        if (SL_LOG_WARNING > sl_log_level)
+                return;
         vsnprintf(msg, sizeof(msg), fmt, ap);
         len = strlen(msg);
         while (len && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
@@ -46,7 +47,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
         struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
         enum MHD_Result ret;
         if (!resp) {
-                if (mode == MHD_RESPMEM_MUST_FREE) free(body);
+                if (mode == MHD_RESPMEM_MUST_FREE)
+                        free(body);
                 return MHD_NO;
         }
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
@@ -80,7 +82,8 @@ static enum MHD_Result reply_metrics(struct MHD_Connection *conn, sl_obs_registr
 {
         char *text = NULL;
         size_t len = 0;
-        if (!reg) return reply(conn, MHD_HTTP_OK, CT_METRICS, "", 0, MHD_RESPMEM_PERSISTENT);
+        if (!reg)
+                return reply(conn, MHD_HTTP_OK, CT_METRICS, "", 0, MHD_RESPMEM_PERSISTENT);
         if (sl_obs_registry_render(reg, &text, &len))
                 return reply_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
         return reply(conn, MHD_HTTP_OK, CT_METRICS, text, len, MHD_RESPMEM_MUST_FREE);
@@ -149,7 +152,8 @@ static sl_err_t listen_on(const char *host, int port, int *fdp, int *portp, char
                 /* "::" serves IPv4 too, as most daemons' wildcard does. */
                 if (ai->ai_family == AF_INET6)
                         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-                if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 64)) break;
+                if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 64))
+                        break;
                 err = errno;
                 close(fd);
                 fd = -1;
@@ -189,7 +193,8 @@ sl_err_t sl_obs_http_start(const sl_obs_http_params_t *params, sl_obs_http_t **h
                           params ? params->port : -1);
                 return SL_ERR_INVALID_ARG;
         }
-        if (!params->port) return SL_OK;
+        if (!params->port)
+                return SL_OK;
         host = params->bind_address && *params->bind_address ? params->bind_address : "0.0.0.0";
         if (!(http = calloc(1, sizeof(*http)))) {
                 sl_strfmt(errstr, errstr_size, "HTTP: out of memory");
@@ -227,7 +232,8 @@ int sl_obs_http_port(const sl_obs_http_t *http)
 
 void sl_obs_http_stop(sl_obs_http_t *http)
 {
-        if (!http) return;
+        if (!http)
+                return;
         MHD_stop_daemon(http->mhd); /* joins its thread and closes the listening socket */
         free(http);
 }

@@ -95,7 +95,8 @@ sl_obs_metrics_t *sl_obs_metrics_new(void)
         sl_obs_metrics_t *m = calloc(1, sizeof(*m));
         char errstr[256];
 
-        if (!m || !(m->reg = sl_obs_registry_new())) goto fail;
+        if (!m || !(m->reg = sl_obs_registry_new()))
+                goto fail;
         for (size_t i = 0; i < N(defs); i++) {
                 const def_t *d = &defs[i];
                 if (sl_obs_family_new(m->reg, d->type, d->name, d->help, d->labels, d->buckets,
@@ -121,7 +122,8 @@ fail:
 
 void sl_obs_metrics_destroy(sl_obs_metrics_t *m)
 {
-        if (!m) return;
+        if (!m)
+                return;
         sl_obs_registry_destroy(m->reg);
         free(m);
 }
@@ -144,7 +146,8 @@ sl_err_t sl_obs_metrics_model(sl_obs_metrics_t *m, const char *model, const char
             !mm->labelled || !mm->correct)
                 return SL_ERR_NOMEM;
         /* No accuracy until a labelled request arrives: a 0 would read as "all wrong". */
-        if (!sl_obs_counter_get(mm->labelled)) gauge_show(mm->accuracy, 0);
+        if (!sl_obs_counter_get(mm->labelled))
+                gauge_show(mm->accuracy, 0);
         return SL_OK;
 }
 
@@ -152,10 +155,12 @@ void sl_obs_model_metrics_label(const sl_obs_model_metrics_t *mm, int correct)
 {
         uint64_t n, k;
         sl_obs_counter_inc(mm->labelled);
-        if (correct) sl_obs_counter_inc(mm->correct);
+        if (correct)
+                sl_obs_counter_inc(mm->correct);
         n = sl_obs_counter_get(mm->labelled);
         k = sl_obs_counter_get(mm->correct);
-        if (!n) return;
+        if (!n)
+                return;
         sl_obs_gauge_set(mm->accuracy, (double)k / (double)n);
         gauge_show(mm->accuracy, 1);
 }

@@ -9,7 +9,8 @@
 sl_obs_registry_t *sl_obs_registry_new(void)
 {
         sl_obs_registry_t *reg = calloc(1, sizeof(*reg));
-        if (!reg) return NULL;
+        if (!reg)
+                return NULL;
         if (pthread_mutex_init(&reg->lock, NULL)) {
                 free(reg);
                 return NULL;
@@ -19,7 +20,8 @@ sl_obs_registry_t *sl_obs_registry_new(void)
 
 static void child_free(child_t *c, size_t n_labels)
 {
-        if (!c) return;
+        if (!c)
+                return;
         if (c->values)
                 for (size_t i = 0; i < n_labels; i++)
                         free(c->values[i]);
@@ -31,7 +33,8 @@ static void child_free(child_t *c, size_t n_labels)
 static void family_free(sl_obs_family_t *fam)
 {
         child_t *c, *next;
-        if (!fam) return;
+        if (!fam)
+                return;
         for (c = fam->children; c; c = next) {
                 next = c->next;
                 child_free(c, fam->n_labels);
@@ -48,7 +51,8 @@ static void family_free(sl_obs_family_t *fam)
 void sl_obs_registry_destroy(sl_obs_registry_t *reg)
 {
         sl_obs_family_t *fam, *next;
-        if (!reg) return;
+        if (!reg)
+                return;
         for (fam = reg->families; fam; fam = next) {
                 next = fam->next;
                 family_free(fam);
@@ -60,12 +64,14 @@ void sl_obs_registry_destroy(sl_obs_registry_t *reg)
 /* Metric names: [a-zA-Z_:][a-zA-Z0-9_:]*; label names: the same without ':'. */
 static int valid_name(const char *s, size_t len, int colon)
 {
-        if (!len) return 0;
+        if (!len)
+                return 0;
         for (size_t i = 0; i < len; i++) {
                 char ch = s[i];
                 int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
                          (colon && ch == ':') || (i > 0 && ch >= '0' && ch <= '9');
-                if (!ok) return 0;
+                if (!ok)
+                        return 0;
         }
         return 1;
 }
@@ -73,7 +79,8 @@ static int valid_name(const char *s, size_t len, int colon)
 static sl_obs_family_t *find_family(sl_obs_registry_t *reg, const char *name)
 {
         for (sl_obs_family_t *f = reg->families; f; f = f->next)
-                if (!strcmp(f->name, name)) return f;
+                if (!strcmp(f->name, name))
+                        return f;
         return NULL;
 }
 
@@ -82,7 +89,8 @@ static sl_err_t parse_labels(sl_obs_family_t *fam, const char *labels, char *err
                              size_t errstr_size)
 {
         const char *p = labels;
-        if (!labels || !*labels) return SL_OK;
+        if (!labels || !*labels)
+                return SL_OK;
         for (;;) {
                 const char *end = strchr(p, ',');
                 size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -103,9 +111,11 @@ static sl_err_t parse_labels(sl_obs_family_t *fam, const char *labels, char *err
                                           fam->name, (int)len, p);
                                 return SL_ERR_INVALID_ARG;
                         }
-                if (!(fam->labels[fam->n_labels] = strndup(p, len))) return SL_ERR_NOMEM;
+                if (!(fam->labels[fam->n_labels] = strndup(p, len)))
+                        return SL_ERR_NOMEM;
                 fam->n_labels++;
-                if (!end) return SL_OK;
+                if (!end)
+                        return SL_OK;
                 p = end + 1;
         }
 }
@@ -121,7 +131,8 @@ static sl_err_t copy_buckets(sl_obs_family_t *fam, const double *buckets, size_t
                 }
                 return SL_OK;
         }
-        if (n && isinf(buckets[n - 1]) && buckets[n - 1] > 0) n--;
+        if (n && isinf(buckets[n - 1]) && buckets[n - 1] > 0)
+                n--;
         if (!n || n > SL_OBS_BUCKETS_MAX) {
                 sl_strfmt(errstr, errstr_size, "metric %s: %zu buckets (1..%d)", fam->name, n,
                           SL_OBS_BUCKETS_MAX);
@@ -135,7 +146,8 @@ static sl_err_t copy_buckets(sl_obs_family_t *fam, const double *buckets, size_t
                                   fam->name, i, buckets[i]);
                         return SL_ERR_INVALID_ARG;
                 }
-        if (!(fam->bounds = malloc(n * sizeof(*fam->bounds)))) return SL_ERR_NOMEM;
+        if (!(fam->bounds = malloc(n * sizeof(*fam->bounds))))
+                return SL_ERR_NOMEM;
         memcpy(fam->bounds, buckets, n * sizeof(*fam->bounds));
         fam->n_bounds = n;
         return SL_OK;
@@ -160,20 +172,23 @@ sl_err_t sl_obs_family_new(sl_obs_registry_t *reg, sl_obs_type_t type, const cha
                 sl_strfmt(errstr, errstr_size, "invalid metric name \"%s\"", name);
                 return SL_ERR_INVALID_ARG;
         }
-        if (!(fam = calloc(1, sizeof(*fam)))) goto done;
+        if (!(fam = calloc(1, sizeof(*fam))))
+                goto done;
         if (pthread_mutex_init(&fam->lock, NULL)) {
                 free(fam);
                 fam = NULL;
                 goto done;
         }
         fam->type = type;
-        if (!(fam->name = strdup(name)) || (help && !(fam->help = strdup(help)))) goto done;
+        if (!(fam->name = strdup(name)) || (help && !(fam->help = strdup(help))))
+                goto done;
         if ((err = parse_labels(fam, labels, errstr, errstr_size)) ||
             (err = copy_buckets(fam, buckets, n_buckets, errstr, errstr_size)))
                 goto done;
         /* An unlabelled family has its one series from the start. */
         err = SL_ERR_NOMEM;
-        if (!fam->n_labels && !child_new(fam, NULL)) goto done;
+        if (!fam->n_labels && !child_new(fam, NULL))
+                goto done;
 
         pthread_mutex_lock(&reg->lock);
         if (find_family(reg, name)) {
@@ -192,7 +207,8 @@ sl_err_t sl_obs_family_new(sl_obs_registry_t *reg, sl_obs_type_t type, const cha
         fam = NULL;
         err = SL_OK;
 done:
-        if (err == SL_ERR_NOMEM) sl_strfmt(errstr, errstr_size, "metric %s: out of memory", name);
+        if (err == SL_ERR_NOMEM)
+                sl_strfmt(errstr, errstr_size, "metric %s: out of memory", name);
         family_free(fam);
         return err;
 }
@@ -206,10 +222,13 @@ size_t sl_obs_family_label_cnt(const sl_obs_family_t *fam)
 static child_t *child_new(sl_obs_family_t *fam, const char *const *values)
 {
         child_t *c = calloc(1, sizeof(*c));
-        if (!c) return NULL;
-        if (fam->n_labels && !(c->values = calloc(fam->n_labels, sizeof(*c->values)))) goto fail;
+        if (!c)
+                return NULL;
+        if (fam->n_labels && !(c->values = calloc(fam->n_labels, sizeof(*c->values))))
+                goto fail;
         for (size_t i = 0; i < fam->n_labels; i++)
-                if (!(c->values[i] = strdup(values[i]))) goto fail;
+                if (!(c->values[i] = strdup(values[i])))
+                        goto fail;
         if (fam->type == SL_OBS_HISTOGRAM) {
                 c->hist.bounds = fam->bounds;
                 c->hist.n_bounds = fam->n_bounds;
@@ -233,8 +252,10 @@ static child_t *child_find(sl_obs_family_t *fam, const char *const *values)
         for (child_t *c = fam->children; c; c = c->next) {
                 size_t i;
                 for (i = 0; i < fam->n_labels; i++)
-                        if (strcmp(c->values[i], values[i])) break;
-                if (i == fam->n_labels) return c;
+                        if (strcmp(c->values[i], values[i]))
+                                break;
+                if (i == fam->n_labels)
+                        return c;
         }
         return NULL;
 }
@@ -268,7 +289,8 @@ sl_obs_counter_t *sl_obs_counter_child(sl_obs_family_t *fam, ...)
 {
         va_list ap;
         child_t *c;
-        if (!fam) return NULL;
+        if (!fam)
+                return NULL;
         SL_ASSERT(fam->type == SL_OBS_COUNTER);
         va_start(ap, fam);
         c = child_get(fam, ap);
@@ -280,7 +302,8 @@ sl_obs_gauge_t *sl_obs_gauge_child(sl_obs_family_t *fam, ...)
 {
         va_list ap;
         child_t *c;
-        if (!fam) return NULL;
+        if (!fam)
+                return NULL;
         SL_ASSERT(fam->type == SL_OBS_GAUGE);
         va_start(ap, fam);
         c = child_get(fam, ap);
@@ -292,7 +315,8 @@ sl_obs_histogram_t *sl_obs_histogram_child(sl_obs_family_t *fam, ...)
 {
         va_list ap;
         child_t *c;
-        if (!fam) return NULL;
+        if (!fam)
+                return NULL;
         SL_ASSERT(fam->type == SL_OBS_HISTOGRAM);
         va_start(ap, fam);
         c = child_get(fam, ap);
@@ -305,7 +329,8 @@ void sl_obs_family_remove(sl_obs_family_t *fam, ...)
         const char *values[SL_OBS_LABELS_MAX];
         va_list ap;
         child_t *c;
-        if (!fam) return;
+        if (!fam)
+                return;
         va_start(ap, fam);
         read_values(fam, ap, values);
         va_end(ap);
@@ -320,7 +345,8 @@ sl_err_t sl_obs_info_set(sl_obs_family_t *fam, ...)
         const char *values[SL_OBS_LABELS_MAX];
         va_list ap;
         child_t *c;
-        if (!fam) return SL_ERR_INVALID_ARG;
+        if (!fam)
+                return SL_ERR_INVALID_ARG;
         SL_ASSERT(fam->type == SL_OBS_GAUGE);
         va_start(ap, fam);
         read_values(fam, ap, values);
@@ -339,12 +365,14 @@ sl_err_t sl_obs_info_set(sl_obs_family_t *fam, ...)
 
 void sl_obs_counter_inc(sl_obs_counter_t *c)
 {
-        if (c) atomic_fetch_add_explicit(&c->v, 1, memory_order_relaxed);
+        if (c)
+                atomic_fetch_add_explicit(&c->v, 1, memory_order_relaxed);
 }
 
 void sl_obs_counter_add(sl_obs_counter_t *c, uint64_t n)
 {
-        if (c) atomic_fetch_add_explicit(&c->v, n, memory_order_relaxed);
+        if (c)
+                atomic_fetch_add_explicit(&c->v, n, memory_order_relaxed);
 }
 
 uint64_t sl_obs_counter_get(const sl_obs_counter_t *c)
@@ -354,7 +382,8 @@ uint64_t sl_obs_counter_get(const sl_obs_counter_t *c)
 
 void sl_obs_gauge_set(sl_obs_gauge_t *g, double v)
 {
-        if (g) atomic_store_explicit(&g->bits, d2bits(v), memory_order_relaxed);
+        if (g)
+                atomic_store_explicit(&g->bits, d2bits(v), memory_order_relaxed);
 }
 
 /* Add \p d to the double stored as bits in \p a (compare-and-swap loop). */
@@ -368,7 +397,8 @@ static void atomic_add_double(_Atomic uint64_t *a, double d)
 
 void sl_obs_gauge_add(sl_obs_gauge_t *g, double d)
 {
-        if (g) atomic_add_double(&g->bits, d);
+        if (g)
+                atomic_add_double(&g->bits, d);
 }
 
 double sl_obs_gauge_get(const sl_obs_gauge_t *g)
@@ -380,7 +410,8 @@ double sl_obs_gauge_get(const sl_obs_gauge_t *g)
 void sl_obs_histogram_observe(sl_obs_histogram_t *h, double v)
 {
         size_t lo = 0, hi;
-        if (!h || isnan(v)) return;
+        if (!h || isnan(v))
+                return;
         /* First bound >= v (binary search); n_bounds means the +Inf bucket. */
         hi = h->n_bounds;
         while (lo < hi) {
@@ -397,7 +428,8 @@ void sl_obs_histogram_observe(sl_obs_histogram_t *h, double v)
 uint64_t sl_obs_histogram_count(const sl_obs_histogram_t *h)
 {
         uint64_t n = 0;
-        if (!h) return 0;
+        if (!h)
+                return 0;
         for (size_t i = 0; i <= h->n_bounds; i++)
                 n += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
         return n;

@@ -30,13 +30,38 @@ static int is_file(const char *path)
 /* A version folder is a positive integer, as in Triton and TF Serving. */
 static int version_number(const char *s, int64_t *out)
 {
-        if (!*s || *s == '0' || strspn(s, "0123456789") != strlen(s)) return -1;
+        if (!*s || *s == '0' || strspn(s, "0123456789") != strlen(s))
+                return -1;
         return sl_parse_i64(s, out);
+}
+
+/*
+ * Is \p dir a model folder? One with a config.cfg or a <version>/model.onnx
+ * (Triton needs no config either); other folders, e.g. of scripts, are not.
+ */
+static int has_version(const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        int found = 0;
+        int64_t ver;
+        if (!d)
+                return 0;
+        while (!found && (e = readdir(d))) {
+                char path[4400];
+                if (version_number(e->d_name, &ver))
+                        continue;
+                sl_strfmt(path, sizeof(path), "%s/%s/model.onnx", dir, e->d_name);
+                found = is_file(path);
+        }
+        closedir(d);
+        return found;
 }
 
 static void model_free(sl_repo_model_t *m)
 {
-        if (!m) return;
+        if (!m)
+                return;
         sl_model_destroy(m->model);
         for (size_t i = 0; i < m->n_labels; i++)
                 free(m->labels[i]);
@@ -54,13 +79,16 @@ static sl_err_t labels_load(sl_repo_model_t *m, const char *path, char *errstr, 
         size_t len;
         sl_err_t err;
 
-        if ((err = sl_file_read(path, &buf, &len, errstr, errstr_size))) return err;
+        if ((err = sl_file_read(path, &buf, &len, errstr, errstr_size)))
+                return err;
         for (line = buf; line < buf + len; line = end + 1) {
                 char **tmp;
                 size_t n;
-                if (!(end = strchr(line, '\n'))) end = buf + len;
+                if (!(end = strchr(line, '\n')))
+                        end = buf + len;
                 n = (size_t)(end - line);
-                if (n && line[n - 1] == '\r') n--;
+                if (n && line[n - 1] == '\r')
+                        n--;
                 if (!(tmp = realloc(m->labels, (m->n_labels + 1) * sizeof(*tmp)))) {
                         err = SL_ERR_NOMEM;
                         break;
@@ -76,10 +104,28 @@ static sl_err_t labels_load(sl_repo_model_t *m, const char *path, char *errstr, 
         return err;
 }
 
+/* What config.cfg can set (defaults in model_dir_load()). */
+typedef struct model_settings_s {
+        int max_batch_size;
+        int top_k; /* -1 = the worker's */
+        int allow_non_finite;
+        sl_output_kind_t kind;
+        char labels_file[256];
+} model_settings_t;
+
+static int expect_type(const config_setting_t *s, int type, const char *what, const char *path,
+                       char *errstr, size_t errstr_size)
+{
+        if (config_setting_type(s) == type)
+                return 0;
+        sl_strfmt(errstr, errstr_size, "%s:%d: %s: expected %s", path,
+                  (int)config_setting_source_line(s), config_setting_name(s), what);
+        return -1;
+}
+
 /* Settings of config.cfg; anything else is an error naming file and line. */
-static sl_err_t model_config_read(const char *path, int *max_batch_size, int *top_k,
-                                  sl_output_kind_t *kind, char *labels_file,
-                                  size_t labels_file_size, char *errstr, size_t errstr_size)
+static sl_err_t model_config_read(const char *path, model_settings_t *ms, char *errstr,
+                                  size_t errstr_size)
 {
         config_t cfg;
         config_setting_t *root;
@@ -92,53 +138,58 @@ static sl_err_t model_config_read(const char *path, int *max_batch_size, int *to
                         sl_strfmt(errstr, errstr_size, "%s: cannot read: %s", path,
                                   strerror(errno));
                 } else {
-                        sl_strfmt(errstr, errstr_size, "%s:%d: syntax error: %s", path,
-                                  config_error_line(&cfg), config_error_text(&cfg));
+                        /* libconfig's own text is often just "syntax error" */
+                        const char *text = config_error_text(&cfg);
+                        sl_strfmt(errstr, errstr_size, "%s:%d: %s%s%s", path,
+                                  config_error_line(&cfg),
+                                  text && strstr(text, "syntax") ? "" : "syntax error: ",
+                                  text ? text : "syntax error", "");
                 }
                 goto done;
         }
         root = config_root_setting(&cfg);
         for (int i = 0; i < config_setting_length(root); i++) {
                 config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
-                const char *name = config_setting_name(s);
+                const char *name = config_setting_name(s), *v;
                 int line = (int)config_setting_source_line(s);
-                int type = config_setting_type(s);
 
                 if (!strcmp(name, "max_batch_size") || !strcmp(name, "top_k")) {
-                        int v, lo = !strcmp(name, "top_k") ? 0 : 1;
-                        if (type != CONFIG_TYPE_INT) {
-                                sl_strfmt(errstr, errstr_size, "%s:%d: %s: expected integer", path,
-                                          line, name);
+                        int n, lo = !strcmp(name, "top_k") ? 0 : 1;
+                        if (expect_type(s, CONFIG_TYPE_INT, "integer", path, errstr, errstr_size))
                                 goto done;
-                        }
-                        v = config_setting_get_int(s);
-                        if (v < lo || v > 4096) {
+                        n = config_setting_get_int(s);
+                        if (n < lo || n > 4096) {
                                 sl_strfmt(errstr, errstr_size,
                                           "%s:%d: %s: %d is out of range [%d, 4096]", path, line,
-                                          name, v, lo);
+                                          name, n, lo);
                                 goto done;
                         }
-                        *(lo ? max_batch_size : top_k) = v;
-                } else if (!strcmp(name, "labels_file") || !strcmp(name, "output_kind")) {
-                        const char *v = config_setting_get_string(s);
-                        if (type != CONFIG_TYPE_STRING) {
-                                sl_strfmt(errstr, errstr_size, "%s:%d: %s: expected string", path,
-                                          line, name);
+                        *(lo ? &ms->max_batch_size : &ms->top_k) = n;
+                } else if (!strcmp(name, "allow_non_finite")) {
+                        if (expect_type(s, CONFIG_TYPE_BOOL, "true or false", path, errstr,
+                                        errstr_size))
+                                goto done;
+                        ms->allow_non_finite = config_setting_get_bool(s);
+                } else if (!strcmp(name, "labels_file")) {
+                        if (expect_type(s, CONFIG_TYPE_STRING, "string", path, errstr, errstr_size))
+                                goto done;
+                        v = config_setting_get_string(s);
+                        if (!*v || strchr(v, '/')) {
+                                sl_strfmt(errstr, errstr_size,
+                                          "%s:%d: labels_file: \"%s\" must be a file name "
+                                          "inside the model folder",
+                                          path, line, v);
                                 goto done;
                         }
-                        if (name[0] == 'l') {
-                                if (!*v || strchr(v, '/')) {
-                                        sl_strfmt(errstr, errstr_size,
-                                                  "%s:%d: labels_file: \"%s\" must be a file "
-                                                  "name inside the model folder",
-                                                  path, line, v);
-                                        goto done;
-                                }
-                                sl_strfmt(labels_file, labels_file_size, "%s", v);
-                        } else if (!strcmp(v, "probabilities")) {
-                                *kind = SL_OUTPUT_PROBABILITIES;
+                        sl_strfmt(ms->labels_file, sizeof(ms->labels_file), "%s", v);
+                } else if (!strcmp(name, "output_kind")) {
+                        if (expect_type(s, CONFIG_TYPE_STRING, "string", path, errstr, errstr_size))
+                                goto done;
+                        v = config_setting_get_string(s);
+                        if (!strcmp(v, "probabilities")) {
+                                ms->kind = SL_OUTPUT_PROBABILITIES;
                         } else if (!strcmp(v, "logits")) {
-                                *kind = SL_OUTPUT_LOGITS;
+                                ms->kind = SL_OUTPUT_LOGITS;
                         } else {
                                 sl_strfmt(errstr, errstr_size,
                                           "%s:%d: output_kind: \"%s\" is not one of "
@@ -149,7 +200,7 @@ static sl_err_t model_config_read(const char *path, int *max_batch_size, int *to
                 } else {
                         sl_strfmt(errstr, errstr_size,
                                   "%s:%d: unknown setting '%s' (known: max_batch_size, "
-                                  "labels_file, top_k, output_kind)",
+                                  "labels_file, top_k, output_kind, allow_non_finite)",
                                   path, line, name);
                         goto done;
                 }
@@ -182,12 +233,14 @@ static sl_err_t model_warm_up(sl_repo_model_t *m, const char *path, const char *
         for (size_t i = 0; i < n_in; i++) {
                 const sl_value_info_t *vi = sl_model_input(m->model, i);
                 int64_t numel = 1;
-                if (vi->ndim < 0) goto done; /* shape unknown: nothing to try */
+                if (vi->ndim < 0)
+                        goto done; /* shape unknown: nothing to try */
                 in[i].dtype = vi->dtype;
                 in[i].ndim = vi->ndim;
                 for (int d = 0; d < vi->ndim; d++) {
                         in[i].dims[d] = vi->dims[d] < 0 && d == 0 ? 1 : vi->dims[d];
-                        if (in[i].dims[d] < 0) goto done;
+                        if (in[i].dims[d] < 0)
+                                goto done;
                         numel *= in[i].dims[d];
                 }
                 in[i].nbytes = (size_t)numel * sl_dtype_size(vi->dtype);
@@ -196,7 +249,8 @@ static sl_err_t model_warm_up(sl_repo_model_t *m, const char *path, const char *
                         goto done;
                 }
         }
-        if ((err = sl_session_new(m->model, &sess))) goto done;
+        if ((err = sl_session_new(m->model, &sess)))
+                goto done;
         if ((err = sl_session_run(sess, in, n_in, out, n_out, why, sizeof(why)))) {
                 sl_strfmt(errstr, errstr_size, "%s: warm-up run with one all-zero row failed: %s",
                           path, why);
@@ -224,7 +278,8 @@ static sl_err_t repo_add(sl_repo_t *repo, sl_repo_model_t *m)
         if (repo->cnt == repo->size) {
                 size_t size = repo->size ? repo->size * 2 : 8;
                 sl_repo_model_t **tmp = realloc(repo->models, size * sizeof(*tmp));
-                if (!tmp) return SL_ERR_NOMEM;
+                if (!tmp)
+                        return SL_ERR_NOMEM;
                 repo->models = tmp;
                 repo->size = size;
         }
@@ -236,22 +291,21 @@ static sl_err_t repo_add(sl_repo_t *repo, sl_repo_model_t *m)
 static sl_err_t model_dir_load(sl_repo_t *repo, const char *root, const char *name, char *errstr,
                                size_t errstr_size)
 {
-        char dir[4096], path[4200], lpath[4400], labels_file[256] = "";
-        int max_batch_size = 64, top_k = -1, loaded = 0;
-        sl_output_kind_t kind = SL_OUTPUT_PROBABILITIES;
+        char dir[4096], path[4200], lpath[4400];
+        model_settings_t ms = {.max_batch_size = 64, .top_k = -1, .kind = SL_OUTPUT_PROBABILITIES};
+        int loaded = 0;
         struct dirent **ents = NULL;
         int n = 0;
         sl_err_t err = SL_OK;
 
         sl_strfmt(dir, sizeof(dir), "%s/%s", root, name);
         sl_strfmt(path, sizeof(path), "%s/config.cfg", dir);
-        if (is_file(path) &&
-            (err = model_config_read(path, &max_batch_size, &top_k, &kind, labels_file,
-                                     sizeof(labels_file), errstr, errstr_size)))
+        if (is_file(path) && (err = model_config_read(path, &ms, errstr, errstr_size)))
                 return err;
-        if (!*labels_file) {
+        if (!*ms.labels_file) {
                 sl_strfmt(path, sizeof(path), "%s/labels.txt", dir);
-                if (is_file(path)) sl_strfmt(labels_file, sizeof(labels_file), "labels.txt");
+                if (is_file(path))
+                        sl_strfmt(ms.labels_file, sizeof(ms.labels_file), "labels.txt");
         }
 
         if ((n = scandir(dir, &ents, NULL, alphasort)) < 0) {
@@ -261,23 +315,28 @@ static sl_err_t model_dir_load(sl_repo_t *repo, const char *root, const char *na
         for (int i = 0; i < n && !err; i++) {
                 int64_t ver;
                 sl_repo_model_t *m;
-                if (version_number(ents[i]->d_name, &ver)) continue;
+                if (version_number(ents[i]->d_name, &ver))
+                        continue;
                 sl_strfmt(path, sizeof(path), "%s/%s/model.onnx", dir, ents[i]->d_name);
-                if (!is_file(path)) continue;
+                if (!is_file(path))
+                        continue;
                 if (!(m = calloc(1, sizeof(*m))) || !(m->name = strdup(name)) ||
                     !(m->version = strdup(ents[i]->d_name)) || !(m->dir = strdup(dir))) {
                         model_free(m);
                         err = SL_ERR_NOMEM;
                         break;
                 }
-                m->max_batch_size = max_batch_size;
-                m->top_k = top_k;
-                m->output_kind = kind;
-                sl_strfmt(lpath, sizeof(lpath), "%s/%s", dir, labels_file);
-                if (!(err = sl_model_load(path, &m->model, errstr, errstr_size)) && *labels_file)
+                m->max_batch_size = ms.max_batch_size;
+                m->top_k = ms.top_k;
+                m->output_kind = ms.kind;
+                m->allow_non_finite = ms.allow_non_finite;
+                sl_strfmt(lpath, sizeof(lpath), "%s/%s", dir, ms.labels_file);
+                if (!(err = sl_model_load(path, &m->model, errstr, errstr_size)) && *ms.labels_file)
                         err = labels_load(m, lpath, errstr, errstr_size);
-                if (!err) err = model_warm_up(m, path, lpath, errstr, errstr_size);
-                if (!err) err = repo_add(repo, m);
+                if (!err)
+                        err = model_warm_up(m, path, lpath, errstr, errstr_size);
+                if (!err)
+                        err = repo_add(repo, m);
                 if (err)
                         model_free(m);
                 else
@@ -300,7 +359,8 @@ static int model_cmp(const void *a, const void *b)
         const sl_repo_model_t *x = *(sl_repo_model_t *const *)a, *y = *(sl_repo_model_t *const *)b;
         int64_t vx = 0, vy = 0;
         int c = strcmp(x->name, y->name);
-        if (c) return c;
+        if (c)
+                return c;
         sl_parse_i64(x->version, &vx);
         sl_parse_i64(y->version, &vy);
         return (vx > vy) - (vx < vy);
@@ -318,7 +378,8 @@ static sl_err_t repo_open(const char *root, const char *only, sl_repo_t **repop,
                 sl_strfmt(errstr, errstr_size, "%s: model repository folder not found", root);
                 return SL_ERR_IO;
         }
-        if (!(repo = calloc(1, sizeof(*repo)))) return SL_ERR_NOMEM;
+        if (!(repo = calloc(1, sizeof(*repo))))
+                return SL_ERR_NOMEM;
         if (only) {
                 char dir[4096];
                 sl_strfmt(dir, sizeof(dir), "%s/%s", root, only);
@@ -334,11 +395,11 @@ static sl_err_t repo_open(const char *root, const char *only, sl_repo_t **repop,
         } else {
                 for (int i = 0; i < n && !err; i++) {
                         char dir[4096], cfg[4200];
-                        if (ents[i]->d_name[0] == '.') continue;
+                        if (ents[i]->d_name[0] == '.')
+                                continue;
                         sl_strfmt(dir, sizeof(dir), "%s/%s", root, ents[i]->d_name);
                         sl_strfmt(cfg, sizeof(cfg), "%s/config.cfg", dir);
-                        /* A model folder is one with a config.cfg (scripts may live beside). */
-                        if (is_dir(dir) && is_file(cfg))
+                        if (is_dir(dir) && (is_file(cfg) || has_version(dir)))
                                 err = model_dir_load(repo, root, ents[i]->d_name, errstr,
                                                      errstr_size);
                 }
@@ -375,7 +436,8 @@ sl_err_t sl_repo_open_one(const char *root, const char *name, sl_repo_t **repop,
 
 void sl_repo_destroy(sl_repo_t *repo)
 {
-        if (!repo) return;
+        if (!repo)
+                return;
         for (size_t i = 0; i < repo->cnt; i++)
                 model_free(repo->models[i]);
         free(repo->models);
@@ -387,9 +449,11 @@ const sl_repo_model_t *sl_repo_find(const sl_repo_t *repo, const char *name, con
         const sl_repo_model_t *latest = NULL;
         for (size_t i = 0; i < repo->cnt; i++) {
                 const sl_repo_model_t *m = repo->models[i];
-                if (strcmp(m->name, name)) continue;
+                if (strcmp(m->name, name))
+                        continue;
                 if (version && *version) {
-                        if (!strcmp(m->version, version)) return m;
+                        if (!strcmp(m->version, version))
+                                return m;
                 } else {
                         latest = m; /* sorted by version: the last match is the latest */
                 }
@@ -413,10 +477,12 @@ size_t sl_repo_top_k(const sl_repo_model_t *m, const float *scores, size_t n_cla
         float maxv = -INFINITY, sum = 0.0f;
         size_t cnt = 0;
 
-        if (k > n_classes) k = n_classes;
+        if (k > n_classes)
+                k = n_classes;
         if (m->output_kind == SL_OUTPUT_LOGITS) {
                 for (size_t i = 0; i < n_classes; i++)
-                        if (scores[i] > maxv) maxv = scores[i];
+                        if (scores[i] > maxv)
+                                maxv = scores[i];
                 for (size_t i = 0; i < n_classes; i++)
                         sum += expf(scores[i] - maxv);
         }
@@ -427,8 +493,10 @@ size_t sl_repo_top_k(const sl_repo_model_t *m, const float *scores, size_t n_cla
                 size_t pos = cnt;
                 while (pos > 0 && (prob[pos - 1] < p || isnan(prob[pos - 1])))
                         pos--;
-                if (pos >= k) continue;
-                if (cnt < k) cnt++;
+                if (pos >= k)
+                        continue;
+                if (cnt < k)
+                        cnt++;
                 for (size_t j = cnt - 1; j > pos; j--) {
                         prob[j] = prob[j - 1];
                         index[j] = index[j - 1];

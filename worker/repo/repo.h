@@ -15,6 +15,9 @@
  *    reported per response.
  *  - output_kind ("probabilities" | "logits", default "probabilities"):
  *    with "logits" a softmax is applied before the top-k is taken.
+ *  - allow_non_finite (bool, default false): with false a request whose
+ *    float input holds NaN or Inf is refused (BAD_REQUEST) rather than
+ *    answered with a meaningless prediction.
  *
  * Every model is loaded at open; requests route by name and optional
  * version (NULL = the highest version number).
@@ -38,14 +41,15 @@ typedef enum {
 /** @brief One loaded version of one model (owned by the repository). */
 typedef struct sl_repo_model_s {
         char *name;
-        char *version;        /**< version folder name ("1") */
-        char *dir;            /**< <root>/<name> */
+        char *version; /**< version folder name ("1") */
+        char *dir;     /**< <root>/<name> */
         sl_model_t *model;
         size_t n_labels;
-        char **labels;        /**< n_labels class names, or NULL */
+        char **labels; /**< n_labels class names, or NULL */
         int max_batch_size;
-        int top_k;            /**< -1 = not set in config.cfg (use the worker's) */
+        int top_k; /**< -1 = not set in config.cfg (use the worker's) */
         sl_output_kind_t output_kind;
+        int allow_non_finite; /**< accept NaN / Inf in float inputs (default 0) */
 } sl_repo_model_t;
 
 typedef struct sl_repo_s sl_repo_t;
@@ -69,8 +73,7 @@ sl_err_t sl_repo_open_one(const char *root, const char *name, sl_repo_t **repop,
 void sl_repo_destroy(sl_repo_t *repo);
 
 /** @brief Find a model; \p version NULL or "" = latest. @returns NULL if not served. */
-const sl_repo_model_t *sl_repo_find(const sl_repo_t *repo, const char *name,
-                                    const char *version);
+const sl_repo_model_t *sl_repo_find(const sl_repo_t *repo, const char *name, const char *version);
 
 /** @brief Number of loaded model versions and the i-th (for listing). */
 size_t sl_repo_count(const sl_repo_t *repo);

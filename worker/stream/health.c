@@ -50,7 +50,8 @@ sl_err_t sl_stream_obs_init(sl_worker_t *w, char *errstr, size_t errstr_size)
         sl_obs_http_params_t hp;
         int64_t now = sl_now_us();
 
-        if (!(w->obs = sl_obs_metrics_new())) return SL_ERR_NOMEM;
+        if (!(w->obs = sl_obs_metrics_new()))
+                return SL_ERR_NOMEM;
         for (size_t i = 0; i < w->n_batches; i++) {
                 model_stats_t *s = &w->stats[i];
                 if (sl_obs_metrics_model(w->obs, s->model->name, s->model->version, &s->obs))
@@ -60,7 +61,8 @@ sl_err_t sl_stream_obs_init(sl_worker_t *w, char *errstr, size_t errstr_size)
         sl_obs_info_set(w->obs->openblas_core_info, sl_engine_blas_core());
         atomic_store(&w->loop_us, now);
         atomic_store(&w->progress_us, now);
-        if (!w->conf->http_port) return SL_OK;
+        if (!w->conf->http_port)
+                return SL_OK;
         memset(&hp, 0, sizeof(hp));
         hp.bind_address = w->conf->http_bind_address;
         hp.port = w->conf->http_port;
@@ -68,7 +70,8 @@ sl_err_t sl_stream_obs_init(sl_worker_t *w, char *errstr, size_t errstr_size)
         hp.live_cb = live_cb;
         hp.ready_cb = ready_cb;
         hp.opaque = w;
-        if (sl_obs_http_start(&hp, &w->http, errstr, errstr_size)) return SL_ERR_CONFIG;
+        if (sl_obs_http_start(&hp, &w->http, errstr, errstr_size))
+                return SL_ERR_CONFIG;
         SL_LOG(SL_LOG_NOTICE, "HTTP", "serving /metrics /healthz /readyz on %s:%d", hp.bind_address,
                sl_obs_http_port(w->http));
         return SL_OK;

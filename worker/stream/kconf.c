@@ -11,7 +11,8 @@ void sl_stream_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
         (void)rk;
-        if (level > SL_LOG_DEBUG) level = SL_LOG_DEBUG;
+        if (level > SL_LOG_DEBUG)
+                level = SL_LOG_DEBUG;
         SL_LOG(level, fac, "rdkafka: %s", buf);
 }
 
@@ -44,7 +45,8 @@ static int set(rd_kafka_conf_t *kc, const char *name, const char *value, const c
 static int user_has(const sl_conf_t *conf, const char *name)
 {
         for (size_t i = 0; i < conf->n_kafka_props; i++)
-                if (!strcmp(conf->kafka_props[i].name, name)) return 1;
+                if (!strcmp(conf->kafka_props[i].name, name))
+                        return 1;
         return 0;
 }
 
@@ -84,6 +86,16 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
                         goto fail;
         for (size_t i = 0; i < conf->n_kafka_props; i++) {
                 const sl_conf_kafka_prop_t *p = &conf->kafka_props[i];
+                /* Acknowledged means written: with acks=0 a delivery report proves nothing. */
+                if (!consumer &&
+                    (!strcmp(p->name, "acks") || !strcmp(p->name, "request.required.acks")) &&
+                    !strcmp(p->value, "0")) {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: kafka property %s = 0 would acknowledge outputs that were "
+                                  "never written; at-least-once needs acks >= 1 (default all)",
+                                  sl_conf_kafka_prop_where(p, where, sizeof(where)), p->name);
+                        goto fail;
+                }
                 if (set(kc, p->name, p->value, sl_conf_kafka_prop_where(p, where, sizeof(where)),
                         errstr, errstr_size))
                         goto fail;
@@ -124,7 +136,9 @@ sl_err_t sl_stream_clients_new(sl_worker_t *w, char *errstr, size_t errstr_size)
         rd_kafka_poll_set_consumer(w->consumer);
         return SL_OK;
 fail:
-        if (cc) rd_kafka_conf_destroy(cc);
-        if (pc) rd_kafka_conf_destroy(pc);
+        if (cc)
+                rd_kafka_conf_destroy(cc);
+        if (pc)
+                rd_kafka_conf_destroy(pc);
         return SL_ERR_CONFIG;
 }

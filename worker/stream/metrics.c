@@ -13,7 +13,8 @@ void sl_stream_samples_add(samples_t *s, int64_t v)
         if (s->cnt == s->size) {
                 size_t size = s->size ? s->size * 2 : 1024;
                 int64_t *tmp;
-                if (size > SAMPLES_MAX || !(tmp = realloc(s->v, size * sizeof(*tmp)))) return;
+                if (size > SAMPLES_MAX || !(tmp = realloc(s->v, size * sizeof(*tmp))))
+                        return;
                 s->v = tmp;
                 s->size = size;
         }
@@ -30,7 +31,8 @@ static int cmp_i64(const void *a, const void *b)
 static sl_percentiles_t percentiles(samples_t *s)
 {
         sl_percentiles_t p = {0, 0, 0, 0};
-        if (!s->cnt) return p;
+        if (!s->cnt)
+                return p;
         qsort(s->v, s->cnt, sizeof(*s->v), cmp_i64);
 #define RANK(q) s->v[(size_t)((q) * (double)(s->cnt - 1) + 0.5)]
         p.p50_us = RANK(0.50);
@@ -49,7 +51,8 @@ static int64_t consumer_lag(sl_worker_t *w)
                 part_t *p = w->parts[i];
                 int64_t lo, hi;
                 rd_kafka_topic_partition_list_t *l;
-                if (!p->assigned) continue;
+                if (!p->assigned)
+                        continue;
                 if (rd_kafka_get_watermark_offsets(w->consumer, p->topic, p->partition, &lo, &hi) ||
                     hi < 0)
                         continue;
@@ -81,7 +84,8 @@ void sl_stream_metrics_publish(sl_worker_t *w)
         void *buf = NULL;
         size_t len = 0;
 
-        if (!mm) return;
+        if (!mm)
+                return;
         for (size_t i = 0; i < w->n_batches; i++) {
                 model_stats_t *s = &w->stats[i];
                 sl_model_metrics_t *m = &mm[i];

@@ -3,6 +3,7 @@
  * version's micro-batch, run full or due batches, and publish one response
  * per request (or an error response and a dead letter).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,8 @@ static void shape_str(char *buf, size_t size, int ndim, const int64_t *dims)
                 off += dims[d] < 0 ? (size_t)snprintf(buf + off, size - off, "%sN", d ? "," : "")
                                    : (size_t)snprintf(buf + off, size - off, "%s%lld", d ? "," : "",
                                                       (long long)dims[d]);
-        if (off < size) snprintf(buf + off, size - off, "]");
+        if (off < size)
+                snprintf(buf + off, size - off, "]");
 }
 
 sl_err_t sl_stream_batches_init(sl_worker_t *w, char *errstr, size_t errstr_size)
@@ -48,7 +50,8 @@ sl_err_t sl_stream_batches_init(sl_worker_t *w, char *errstr, size_t errstr_size
                 b->max_rows = w->conf->batch_max_size < m->max_batch_size ? w->conf->batch_max_size
                                                                           : m->max_batch_size;
                 /* A model with a fixed first dimension runs one request at a time. */
-                if (in0 && in0->ndim > 0 && in0->dims[0] > 0) b->max_rows = in0->dims[0];
+                if (in0 && in0->ndim > 0 && in0->dims[0] > 0)
+                        b->max_rows = in0->dims[0];
                 if (sl_session_new(m->model, &b->session) ||
                     !(b->inputs = calloc(sl_model_input_count(m->model) + 1, sizeof(*b->inputs))) ||
                     !(b->input_cap =
@@ -87,7 +90,8 @@ void sl_stream_batches_destroy(sl_worker_t *w)
 static batch_t *batch_find(sl_worker_t *w, const sl_repo_model_t *m)
 {
         for (size_t i = 0; i < w->n_batches; i++)
-                if (w->batches[i].model == m) return &w->batches[i];
+                if (w->batches[i].model == m)
+                        return &w->batches[i];
         return NULL;
 }
 
@@ -106,8 +110,10 @@ static rd_kafka_headers_t *response_headers(const rd_kafka_message_t *msg, const
                                 rd_kafka_header_add(out, passed[i], -1, v, (ssize_t)len);
                 }
         }
-        if (model) rd_kafka_header_add(out, "model-name", -1, model, -1);
-        if (version) rd_kafka_header_add(out, "model-version", -1, version, -1);
+        if (model)
+                rd_kafka_header_add(out, "model-name", -1, model, -1);
+        if (version)
+                rd_kafka_header_add(out, "model-version", -1, version, -1);
         return out;
 }
 
@@ -216,7 +222,8 @@ static sl_err_t request_check(const batch_t *b, const sl_request_t *req, int64_t
                 const sl_tensor_t *t = NULL;
                 char want[128], got[128];
                 for (size_t j = 0; j < req->n_inputs && !t; j++)
-                        if (!strcmp(req->inputs[j].name, vi->name)) t = &req->inputs[j].tensor;
+                        if (!strcmp(req->inputs[j].name, vi->name))
+                                t = &req->inputs[j].tensor;
                 if (!t) {
                         sl_strfmt(errstr, errstr_size, "input '%s' of model %s/%s is missing",
                                   vi->name, b->model->name, b->model->version);
@@ -236,13 +243,27 @@ static sl_err_t request_check(const batch_t *b, const sl_request_t *req, int64_t
                 int ok = vi->ndim < 0 || (t->ndim == vi->ndim && t->ndim > 0);
                 for (int d = 0; ok && vi->ndim > 0 && d < t->ndim; d++)
                         ok = vi->dims[d] < 0 ? t->dims[d] >= 1 : t->dims[d] == vi->dims[d];
-                if (ok && t->ndim > 0 && rows >= 0 && t->dims[0] != rows) ok = 0;
+                if (ok && t->ndim > 0 && rows >= 0 && t->dims[0] != rows)
+                        ok = 0;
                 if (!ok || t->ndim < 1) {
                         sl_strfmt(errstr, errstr_size, "input '%s': shape %s, model expects %s",
                                   vi->name, got, want);
                         return SL_ERR_SHAPE;
                 }
                 rows = t->dims[0];
+                if (t->dtype == SL_DT_FLOAT && !b->model->allow_non_finite) {
+                        const float *f = t->data;
+                        int64_t n = (int64_t)(t->nbytes / sizeof(float));
+                        for (int64_t k = 0; k < n; k++)
+                                if (!isfinite(f[k])) {
+                                        sl_strfmt(errstr, errstr_size,
+                                                  "input '%s': element %lld is %s (the model's "
+                                                  "allow_non_finite is false)",
+                                                  vi->name, (long long)k,
+                                                  isnan(f[k]) ? "NaN" : "infinite");
+                                        return SL_ERR_BAD_REQUEST;
+                                }
+                }
         }
         if (rows > b->max_rows) {
                 sl_strfmt(errstr, errstr_size, "%lld rows exceed the batch limit of %lld",
@@ -252,7 +273,8 @@ static sl_err_t request_check(const batch_t *b, const sl_request_t *req, int64_t
         for (size_t k = 0; k < req->n_outputs; k++) {
                 size_t j, n_out = sl_model_output_count(model);
                 for (j = 0; j < n_out; j++)
-                        if (!strcmp(sl_model_output(model, j)->name, req->outputs[k])) break;
+                        if (!strcmp(sl_model_output(model, j)->name, req->outputs[k]))
+                                break;
                 if (j == n_out) {
                         sl_strfmt(errstr, errstr_size, "requested output '%s' does not exist",
                                   req->outputs[k]);
@@ -265,9 +287,11 @@ static sl_err_t request_check(const batch_t *b, const sl_request_t *req, int64_t
 
 static int output_wanted(const sl_request_t *req, const char *name)
 {
-        if (!req->n_outputs) return 1;
+        if (!req->n_outputs)
+                return 1;
         for (size_t k = 0; k < req->n_outputs; k++)
-                if (!strcmp(req->outputs[k], name)) return 1;
+                if (!strcmp(req->outputs[k], name))
+                        return 1;
         return 0;
 }
 
@@ -280,8 +304,10 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
         int64_t row = 0;
         size_t k = (size_t)(m->top_k >= 0 ? m->top_k : w->conf->top_k);
 
-        if (n_out > 16) n_out = 16;
-        if (k > TOPK_MAX) k = TOPK_MAX;
+        if (n_out > 16)
+                n_out = 16;
+        if (k > TOPK_MAX)
+                k = TOPK_MAX;
         for (size_t r = 0; r < b->cnt; r++) {
                 pending_req_t *pr = &b->reqs[r];
                 sl_response_t resp = {0};
@@ -294,7 +320,8 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
                         const sl_tensor_t *t = &b->outputs[o];
                         int64_t re = row_elems(t);
                         size_t esz = sl_dtype_size(t->dtype);
-                        if (!output_wanted(pr->req, sl_model_output(m->model, o)->name)) continue;
+                        if (!output_wanted(pr->req, sl_model_output(m->model, o)->name))
+                                continue;
                         outs[n].name = (char *)sl_model_output(m->model, o)->name;
                         outs[n].tensor = *t;
                         if (t->ndim > 0 && t->dims[0] == b->rows) {
@@ -357,7 +384,8 @@ static void batch_run(sl_worker_t *w, batch_t *b)
         int64_t start_us = sl_now_us(), infer_us;
         sl_err_t err = SL_OK;
 
-        if (!b->cnt) return;
+        if (!b->cnt)
+                return;
         /* Concatenate each input along the batch dimension into the batch's buffers. */
         for (size_t i = 0; i < n_in && !err; i++) {
                 const sl_value_info_t *vi = sl_model_input(model, i);
@@ -368,7 +396,8 @@ static void batch_run(sl_worker_t *w, batch_t *b)
                         for (size_t j = 0; j < b->reqs[r].req->n_inputs; j++)
                                 if (!strcmp(b->reqs[r].req->inputs[j].name, vi->name)) {
                                         need += b->reqs[r].req->inputs[j].tensor.nbytes;
-                                        if (!first) first = &b->reqs[r].req->inputs[j].tensor;
+                                        if (!first)
+                                                first = &b->reqs[r].req->inputs[j].tensor;
                                 }
                 }
                 if (need > b->input_cap[i]) { /* grows to the largest batch, then stays */
@@ -403,7 +432,8 @@ static void batch_run(sl_worker_t *w, batch_t *b)
         sl_obs_histogram_observe(b->stats->obs.batch_size, (double)b->cnt);
         b->stats->batches++;
         b->stats->batch_rows += b->rows;
-        if (b->rows > b->stats->batch_size_max) b->stats->batch_size_max = (int32_t)b->rows;
+        if (b->rows > b->stats->batch_size_max)
+                b->stats->batch_size_max = (int32_t)b->rows;
         if (err) {
                 SL_LOG(SL_LOG_ERR, "ENGINE", "%s/%s: batch of %zu failed: %s", b->model->name,
                        b->model->version, b->cnt, errstr);
@@ -432,13 +462,15 @@ static sl_err_t batch_add(batch_t *b, sl_request_t *req, inflight_t *inf, rd_kaf
         if (b->cnt == b->size) {
                 size_t size = b->size ? b->size * 2 : 16;
                 pending_req_t *tmp = realloc(b->reqs, size * sizeof(*tmp));
-                if (!tmp) return SL_ERR_NOMEM;
+                if (!tmp)
+                        return SL_ERR_NOMEM;
                 b->reqs = tmp;
                 b->size = size;
         }
         b->reqs[b->cnt++] = (pending_req_t){req, inf, msg, rows};
         b->rows += rows;
-        if (!b->opened_us) b->opened_us = inf->consumed_us;
+        if (!b->opened_us)
+                b->opened_us = inf->consumed_us;
         return SL_OK;
 }
 
@@ -446,7 +478,8 @@ static sl_err_t batch_add(batch_t *b, sl_request_t *req, inflight_t *inf, rd_kaf
 static int same_row_shape(const batch_t *b, const sl_request_t *req)
 {
         const sl_tensor_t *a, *t;
-        if (!b->cnt) return 1;
+        if (!b->cnt)
+                return 1;
         a = &b->reqs[0].req->inputs[0].tensor;
         t = &req->inputs[0].tensor;
         return a->ndim == t->ndim &&
@@ -487,6 +520,12 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
                 }
                 goto finish;
         }
+        if (!*req->id) {
+                /* An empty id cannot be matched to its response. */
+                sl_strfmt(errstr, sizeof(errstr), "id: must not be empty");
+                reject(w, msg, inf, req, NULL, SL_ERR_BAD_REQUEST, errstr);
+                goto finish;
+        }
         if (!(m = sl_repo_find(w->repo, req->model_name, req->model_version))) {
                 sl_strfmt(errstr, sizeof(errstr), "model %s%s%s is not served here",
                           req->model_name, req->model_version ? " version " : "",
@@ -505,12 +544,14 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
                 reject(w, msg, inf, req, m, err, errstr);
                 goto finish;
         }
-        if (b->rows + rows > b->max_rows || !same_row_shape(b, req)) batch_run(w, b);
+        if (b->rows + rows > b->max_rows || !same_row_shape(b, req))
+                batch_run(w, b);
         if (batch_add(b, req, inf, msg, rows)) {
                 reject(w, msg, inf, req, m, SL_ERR_INTERNAL, "out of memory");
                 goto finish;
         }
-        if (b->rows >= b->max_rows) batch_run(w, b);
+        if (b->rows >= b->max_rows)
+                batch_run(w, b);
         free(id);
         return; /* the batch owns req and msg now */
 finish:
@@ -525,7 +566,8 @@ void sl_stream_flush_due(sl_worker_t *w, int64_t now_us, int force)
         int64_t wait_us = (int64_t)w->conf->batch_max_wait_ms * 1000;
         for (size_t i = 0; i < w->n_batches; i++) {
                 batch_t *b = &w->batches[i];
-                if (b->cnt && (force || now_us - b->opened_us >= wait_us)) batch_run(w, b);
+                if (b->cnt && (force || now_us - b->opened_us >= wait_us))
+                        batch_run(w, b);
         }
 }
 
@@ -534,7 +576,8 @@ int64_t sl_stream_next_deadline_us(sl_worker_t *w)
         int64_t wait_us = (int64_t)w->conf->batch_max_wait_ms * 1000, next = INT64_MAX;
         for (size_t i = 0; i < w->n_batches; i++) {
                 const batch_t *b = &w->batches[i];
-                if (b->cnt && b->opened_us + wait_us < next) next = b->opened_us + wait_us;
+                if (b->cnt && b->opened_us + wait_us < next)
+                        next = b->opened_us + wait_us;
         }
         return next;
 }

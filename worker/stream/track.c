@@ -14,13 +14,16 @@ part_t *sl_stream_part_get(sl_worker_t *w, const char *topic, int32_t partition,
         /* Few partitions per worker: a linear scan beats hashing here. */
         for (size_t i = 0; i < w->n_parts; i++) {
                 p = w->parts[i];
-                if (p->partition == partition && !strcmp(p->topic, topic)) return p;
+                if (p->partition == partition && !strcmp(p->topic, topic))
+                        return p;
         }
-        if (!create) return NULL;
+        if (!create)
+                return NULL;
         if (w->n_parts == w->size_parts) {
                 size_t size = w->size_parts ? w->size_parts * 2 : 16;
                 part_t **tmp = realloc(w->parts, size * sizeof(*tmp));
-                if (!tmp) return NULL;
+                if (!tmp)
+                        return NULL;
                 w->parts = tmp;
                 w->size_parts = size;
         }
@@ -39,7 +42,8 @@ inflight_t *sl_stream_inflight_new(sl_worker_t *w, const rd_kafka_message_t *msg
         part_t *p = sl_stream_part_get(w, rd_kafka_topic_name(msg->rkt), msg->partition, 1);
         inflight_t *inf;
 
-        if (!p) return NULL;
+        if (!p)
+                return NULL;
         if ((inf = w->free_inflight))
                 w->free_inflight = inf->next;
         else if (!(inf = malloc(sizeof(*inf))))
@@ -79,7 +83,8 @@ static void inflight_done(sl_worker_t *w, inflight_t *inf)
 void sl_stream_inflight_finish(sl_worker_t *w, inflight_t *inf)
 {
         inf->finished = 1;
-        if (!inf->pending) inflight_done(w, inf);
+        if (!inf->pending)
+                inflight_done(w, inf);
 }
 
 /* Pop the done prefix of the partition and store the offset after it. */
@@ -91,13 +96,15 @@ void sl_stream_parts_advance(sl_worker_t *w, part_t *p)
         while ((inf = p->head) && inf->finished && !inf->pending) {
                 last = inf->offset;
                 p->head = inf->next;
-                if (!p->head) p->tail = NULL;
+                if (!p->head)
+                        p->tail = NULL;
                 p->cnt--;
                 w->inflight_cnt--;
                 inf->next = w->free_inflight;
                 w->free_inflight = inf;
         }
-        if (last < 0 || !p->assigned) return;
+        if (last < 0 || !p->assigned)
+                return;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = last + 1;
         rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
@@ -119,20 +126,24 @@ sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, s
 {
         rd_kafka_resp_err_t err;
 
-        if (inf) inf->pending++;
+        if (inf)
+                inf->pending++;
         for (;;) {
                 err = rd_kafka_producev(
                     w->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
                     RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                     RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(inf), RD_KAFKA_V_END);
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        break;
                 rd_kafka_poll(w->producer, 10);
         }
-        if (!err) return SL_OK;
+        if (!err)
+                return SL_OK;
         /* Not queued (unknown topic, message too large...): the offset must not move. */
         SL_LOG(SL_LOG_ERR, "PRODUCE", "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
         free(value);
-        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
         w->delivery_failures++;
         w->fatal = 1;
         w->stop = 1;
@@ -157,20 +168,24 @@ void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque
                 sl_obs_counter_inc(w->obs->produce_retries);
                 SL_LOG(SL_LOG_WARNING, "PRODUCE", "delivery to %s failed (%s): producing again",
                        rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
-                if (!rd_kafka_message_headers(msg, &hdrs)) copy = rd_kafka_headers_copy(hdrs);
+                if (!rd_kafka_message_headers(msg, &hdrs))
+                        copy = rd_kafka_headers_copy(hdrs);
                 if (!value) {
                         w->fatal = 1;
                         w->stop = 1;
                         return;
                 }
                 memcpy(value, msg->payload, msg->len);
-                if (inf) inf->pending--; /* sl_stream_produce counts it again */
+                if (inf)
+                        inf->pending--; /* sl_stream_produce counts it again */
                 sl_stream_produce(w, rd_kafka_topic_name(msg->rkt), msg->key, msg->key_len, value,
                                   msg->len, copy, inf);
                 return;
         }
-        if (!inf) return; /* metrics records answer no message */
-        if (--inf->pending == 0 && inf->finished) inflight_done(w, inf);
+        if (!inf)
+                return; /* metrics records answer no message */
+        if (--inf->pending == 0 && inf->finished)
+                inflight_done(w, inf);
 }
 
 /* Pause every assigned partition while too much is in flight; resume at half. */
@@ -180,7 +195,8 @@ void sl_stream_backpressure(sl_worker_t *w)
             w->paused ? w->inflight_cnt > w->inflight_max / 2 : w->inflight_cnt >= w->inflight_max;
         rd_kafka_topic_partition_list_t *l;
 
-        if (want == w->paused) return;
+        if (want == w->paused)
+                return;
         l = rd_kafka_topic_partition_list_new((int)w->n_parts);
         for (size_t i = 0; i < w->n_parts; i++)
                 if (w->parts[i]->assigned)
@@ -205,6 +221,7 @@ sl_err_t sl_stream_commit(sl_worker_t *w, int sync)
                 SL_LOG(SL_LOG_WARNING, "COMMIT", "commit failed: %s", rd_kafka_err2str(err));
                 return SL_ERR_KAFKA;
         }
-        if (!err && sync) sl_obs_counter_inc(w->obs->commits);
+        if (!err && sync)
+                sl_obs_counter_inc(w->obs->commits);
         return SL_OK;
 }

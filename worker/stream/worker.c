@@ -13,7 +13,8 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, const sl_repo_t *repo, const sl_co
         sl_worker_t *w = calloc(1, sizeof(*w));
         sl_err_t err;
 
-        if (!w) return SL_ERR_NOMEM;
+        if (!w)
+                return SL_ERR_NOMEM;
         w->conf = conf;
         w->repo = repo;
         w->codec = codec;
@@ -38,11 +39,13 @@ static void drain_revoked(sl_worker_t *w, rd_kafka_topic_partition_list_t *parts
 {
         sl_stream_flush_due(w, 0, 1);
         rd_kafka_flush(w->producer, w->conf->shutdown_timeout_ms);
-        if (!lost) sl_stream_commit(w, 1);
+        if (!lost)
+                sl_stream_commit(w, 1);
         for (int i = 0; i < parts->cnt; i++) {
                 part_t *p =
                     sl_stream_part_get(w, parts->elems[i].topic, parts->elems[i].partition, 0);
-                if (!p) continue;
+                if (!p)
+                        continue;
                 if (p->cnt)
                         SL_LOG(SL_LOG_WARNING, "REBALANCE",
                                "%s[%d]: %zu messages still in flight at revoke: left "
@@ -73,7 +76,8 @@ void sl_stream_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 for (int i = 0; i < parts->cnt; i++) {
                         part_t *p = sl_stream_part_get(w, parts->elems[i].topic,
                                                        parts->elems[i].partition, 1);
-                        if (p) p->assigned = 1;
+                        if (p)
+                                p->assigned = 1;
                 }
                 SL_LOG(SL_LOG_INFO, "REBALANCE", "assigned %d partition(s) (%s)", parts->cnt,
                        proto ? proto : "");
@@ -81,7 +85,8 @@ void sl_stream_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         error = rd_kafka_incremental_assign(rk, parts);
                 else
                         aerr = rd_kafka_assign(rk, parts);
-                if (w->paused) rd_kafka_pause_partitions(rk, parts);
+                if (w->paused)
+                        rd_kafka_pause_partitions(rk, parts);
         } else {
                 int lost =
                     err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk);
@@ -134,7 +139,8 @@ sl_err_t sl_worker_run(sl_worker_t *w)
         int64_t interval_us = (int64_t)w->conf->metrics_interval_ms * 1000, drain_end;
         sl_err_t err;
 
-        if ((err = subscribe(w))) return err;
+        if ((err = subscribe(w)))
+                return err;
         w->window_start_ms = sl_wall_ms();
         w->next_metrics_us = sl_now_us() + interval_us;
         SL_LOG(SL_LOG_NOTICE, "WORKER", "serving: worker_id=%s max_batch=%d max_wait_ms=%d",
@@ -145,7 +151,8 @@ sl_err_t sl_worker_run(sl_worker_t *w)
                 int64_t timeout_ms;
                 rd_kafka_message_t *msg;
 
-                if (w->next_metrics_us < deadline) deadline = w->next_metrics_us;
+                if (w->next_metrics_us < deadline)
+                        deadline = w->next_metrics_us;
                 timeout_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
                 /* Delivery reports come on the producer's queue: poll it often while waiting. */
                 if (timeout_ms > (w->inflight_cnt ? 5 : 100))
@@ -193,8 +200,10 @@ sl_err_t sl_worker_run(sl_worker_t *w)
 
 void sl_worker_destroy(sl_worker_t *w)
 {
-        if (!w) return;
-        if (w->consumer) rd_kafka_destroy(w->consumer);
+        if (!w)
+                return;
+        if (w->consumer)
+                rd_kafka_destroy(w->consumer);
         if (w->producer) {
                 rd_kafka_flush(w->producer, 1000);
                 rd_kafka_destroy(w->producer);

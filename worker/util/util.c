@@ -35,13 +35,15 @@ static const struct {
 
 const char *sl_err2str(sl_err_t err)
 {
-        if ((unsigned)err >= SL_ERR__CNT) return "unknown error";
+        if ((unsigned)err >= SL_ERR__CNT)
+                return "unknown error";
         return err_table[err].desc;
 }
 
 const char *sl_err_name(sl_err_t err)
 {
-        if ((unsigned)err >= SL_ERR__CNT) return "UNKNOWN";
+        if ((unsigned)err >= SL_ERR__CNT)
+                return "UNKNOWN";
         return err_table[err].name;
 }
 
@@ -137,7 +139,8 @@ int64_t sl_wall_ms(void)
 char *sl_strfmt(char *dst, size_t dst_size, const char *fmt, ...)
 {
         va_list ap;
-        if (!dst || !dst_size) return dst;
+        if (!dst || !dst_size)
+                return dst;
         va_start(ap, fmt);
         vsnprintf(dst, dst_size, fmt, ap);
         va_end(ap);
@@ -148,10 +151,12 @@ int sl_parse_i64(const char *s, int64_t *out)
 {
         char *end;
         long long v;
-        if (!s || !*s) return -1;
+        if (!s || !*s)
+                return -1;
         errno = 0;
         v = strtoll(s, &end, 10);
-        if (errno || *end) return -1;
+        if (errno || *end)
+                return -1;
         *out = v;
         return 0;
 }
@@ -188,6 +193,7 @@ sl_err_t sl_file_read(const char *path, char **bufp, size_t *lenp, char *errstr,
         err = SL_OK;
 done:
         free(buf);
-        if (fp) fclose(fp);
+        if (fp)
+                fclose(fp);
         return err;
 }

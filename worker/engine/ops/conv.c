@@ -75,7 +75,8 @@ sl_err_t sl_geom_init(sl_opctx_t *c, const sl_tensor_t *x, const int64_t *kernel
                 if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
                         int64_t o = ceil_div(g->in[j], g->s[j]);
                         int64_t tot = (o - 1) * g->s[j] + ek - g->in[j];
-                        if (tot < 0) tot = 0;
+                        if (tot < 0)
+                                tot = 0;
                         g->pb[j] = !strcmp(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
                         g->pe[j] = tot - g->pb[j];
                         g->out[j] = o;
@@ -109,9 +110,12 @@ static void valid_range(int64_t in, int64_t out, int64_t s, int64_t off, int64_t
 {
         int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
         int64_t h = in - off <= 0 ? 0 : (in - off + s - 1) / s;
-        if (l > out) l = out;
-        if (h > out) h = out;
-        if (h < l) h = l;
+        if (l > out)
+                l = out;
+        if (h > out)
+                h = out;
+        if (h < l)
+                h = l;
         *lo = l;
         *hi = h;
 }
@@ -149,11 +153,12 @@ static void im2col(const float *x, int64_t C, const sl_geom_t *g, float *col, in
                                         valid_range(g->in[0], g->out[0], g->s[0], off0, &lo0, &hi0);
                                         valid_range(g->in[1], g->out[1], g->s[1], off1, &lo1, &hi1);
                                         valid_range(g->in[2], g->out[2], g->s[2], off2, &lo2, &hi2);
-                                        if (lo0) memset(dst, 0, sizeof(float) * (size_t)(lo0 * O12));
+                                        if (lo0)
+                                                memset(dst, 0, sizeof(float) * (size_t)(lo0 * O12));
                                         dst += lo0 * O12;
                                         for (int64_t o0 = lo0; o0 < hi0; o0++) {
-                                                const float *plane =
-                                                    xc + (o0 * g->s[0] + off0) * g->in[1] * g->in[2];
+                                                const float *plane = xc + (o0 * g->s[0] + off0) *
+                                                                              g->in[1] * g->in[2];
                                                 if (lo1)
                                                         memset(dst, 0,
                                                                sizeof(float) *
@@ -161,17 +166,19 @@ static void im2col(const float *x, int64_t C, const sl_geom_t *g, float *col, in
                                                 dst += lo1 * g->out[2];
                                                 for (int64_t o1 = lo1; o1 < hi1; o1++) {
                                                         const float *row =
-                                                            plane + (o1 * g->s[1] + off1) * g->in[2];
+                                                            plane +
+                                                            (o1 * g->s[1] + off1) * g->in[2];
                                                         for (int64_t o2 = 0; o2 < lo2; o2++)
                                                                 dst[o2] = 0.0f;
                                                         if (g->s[2] == 1)
-                                                                copy_row(dst + lo2, row + lo2 + off2,
+                                                                copy_row(dst + lo2,
+                                                                         row + lo2 + off2,
                                                                          hi2 - lo2);
                                                         else
                                                                 for (int64_t o2 = lo2; o2 < hi2;
                                                                      o2++)
-                                                                        dst[o2] =
-                                                                            row[o2 * g->s[2] + off2];
+                                                                        dst[o2] = row[o2 * g->s[2] +
+                                                                                      off2];
                                                         for (int64_t o2 = hi2; o2 < g->out[2]; o2++)
                                                                 dst[o2] = 0.0f;
                                                         dst += g->out[2];
@@ -225,7 +232,8 @@ static void col2im(const float *col, int64_t C, const sl_geom_t *g, float *y)
 static bool is_pointwise(const sl_geom_t *g)
 {
         for (int i = 0; i < 3; i++)
-                if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] || g->pe[i]) return false;
+                if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] || g->pe[i])
+                        return false;
         return true;
 }
 
@@ -236,7 +244,7 @@ static bool is_pointwise(const sl_geom_t *g)
  * 82 and the NCHW scatter after it cost more). Small feature maps are
  * blocked up to CONV_COLS_MIN columns, within CONV_COL_BYTES of im2col.
  */
-#define CONV_COLS_MIN 256
+#define CONV_COLS_MIN  256
 #define CONV_COL_BYTES ((int64_t)1 << 20)
 
 /*
@@ -246,8 +254,8 @@ static bool is_pointwise(const sl_geom_t *g)
  * channel m0). In place when src == dst (one image).
  */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
-epilogue(const float *src, float *dst, const float *bias, sl_act_t act, int64_t nn,
-                     int64_t M, int64_t O, int64_t m0, int64_t Mg, int64_t lds)
+epilogue(const float *src, float *dst, const float *bias, sl_act_t act, int64_t nn, int64_t M,
+         int64_t O, int64_t m0, int64_t Mg, int64_t lds)
 {
         for (int64_t m = 0; m < Mg; m++)
                 for (int64_t i = 0; i < nn; i++) {
@@ -278,7 +286,8 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
         int64_t nb;
         sl_err_t err;
 
-        if (!x || !w) return sl_op_fail(c, SL_ERR_MODEL, "X and W required");
+        if (!x || !w)
+                return sl_op_fail(c, SL_ERR_MODEL, "X and W required");
         if (x->dtype != SL_DT_FLOAT || w->dtype != SL_DT_FLOAT || (b && b->dtype != SL_DT_FLOAT))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "Conv supports float only (got %s)",
                                   sl_dtype_name(x->dtype));
@@ -288,7 +297,8 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
                 ks = w->dims + 2;
                 nks = w->ndim - 2;
         }
-        if ((err = sl_geom_init(c, x, ks, nks, false, &g))) return err;
+        if ((err = sl_geom_init(c, x, ks, nks, false, &g)))
+                return err;
         N = x->dims[0];
         C = x->dims[1];
         M = w->dims[0];
@@ -311,8 +321,10 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
         odims[1] = M;
         for (int i = 0; i < g.r; i++)
                 odims[2 + i] = g.out[3 - g.r + i];
-        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, x->ndim, odims))) return SL_ERR_NOMEM;
-        if (!N || !M || !O) return SL_OK;
+        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, x->ndim, odims)))
+                return SL_ERR_NOMEM;
+        if (!N || !M || !O)
+                return SL_OK;
         if (!K) {
                 memset(y->data, 0, y->nbytes);
                 for (int64_t n = 0; n < N; n++) {
@@ -322,13 +334,18 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
                 return SL_OK;
         }
         err = sl_conv_direct(c, x, w, b ? b->data : NULL, &g, group, y);
-        if (err != SL_ERR_UNSUPPORTED) return err;
+        if (err != SL_ERR_UNSUPPORTED)
+                return err;
         /* Images per sgemm: as many as keep the im2col block near CONV_COL_BYTES. */
-        nb = is_pointwise(&g) || O >= CONV_COLS_MIN ? 1
-                                                     : CONV_COL_BYTES / (int64_t)sizeof(float) / (K * O);
-        if (nb * O > CONV_COLS_MIN) nb = (CONV_COLS_MIN + O - 1) / O;
-        if (nb < 1) nb = 1;
-        if (nb > N) nb = N;
+        nb = is_pointwise(&g) || O >= CONV_COLS_MIN
+                 ? 1
+                 : CONV_COL_BYTES / (int64_t)sizeof(float) / (K * O);
+        if (nb * O > CONV_COLS_MIN)
+                nb = (CONV_COLS_MIN + O - 1) / O;
+        if (nb < 1)
+                nb = 1;
+        if (nb > N)
+                nb = N;
         if (!is_pointwise(&g) || nb > 1) {
                 size_t need = sizeof(float) * (size_t)(K * nb * O + (nb > 1 ? Mg * nb * O : 0));
                 if (!(col = sl_op_scratch(c, need)))
@@ -342,7 +359,8 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
                         float *dst = (float *)y->data + (n0 * M + gi * Mg) * O;
                         if (col) {
                                 for (int64_t i = 0; i < nn; i++)
-                                        im2col((const float *)x->data + ((n0 + i) * C + gi * Cg) * IN,
+                                        im2col((const float *)x->data +
+                                                   ((n0 + i) * C + gi * Cg) * IN,
                                                Cg, &g, col + i * O, nn * O);
                                 src = col;
                         }
@@ -351,8 +369,8 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
                                     (int)(nn * O), (int)K, 1.0f,
                                     (const float *)w->data + gi * Mg * K, (int)K, src,
                                     (int)(nn * O), 0.0f, nn > 1 ? tmp : dst, (int)(nn * O));
-                        epilogue(nn > 1 ? tmp : dst, dst, b ? b->data : NULL, c->node->act, nn,
-                                 M, O, gi * Mg, Mg, nn * O);
+                        epilogue(nn > 1 ? tmp : dst, dst, b ? b->data : NULL, c->node->act, nn, M,
+                                 O, gi * Mg, Mg, nn * O);
                 }
         }
         return SL_OK;
@@ -377,7 +395,8 @@ sl_err_t sl_op_conv_transpose(sl_opctx_t *c)
         float *col;
         int r;
 
-        if (!x || !w) return sl_op_fail(c, SL_ERR_MODEL, "X and W required");
+        if (!x || !w)
+                return sl_op_fail(c, SL_ERR_MODEL, "X and W required");
         if (x->dtype != SL_DT_FLOAT || w->dtype != SL_DT_FLOAT || (b && b->dtype != SL_DT_FLOAT))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "ConvTranspose supports float only");
         r = x->ndim - 2;
@@ -418,7 +437,8 @@ sl_err_t sl_op_conv_transpose(sl_opctx_t *c)
                         int64_t tot;
                         outsz = nos >= 0 ? os[nos - r + i] : x->dims[2 + i] * s;
                         tot = s * (x->dims[2 + i] - 1) + opad + ek - outsz;
-                        if (tot < 0) tot = 0;
+                        if (tot < 0)
+                                tot = 0;
                         if (!strcmp(ap, "SAME_LOWER")) {
                                 pb = tot - tot / 2;
                                 pe = tot / 2;
@@ -427,7 +447,8 @@ sl_err_t sl_op_conv_transpose(sl_opctx_t *c)
                                 pe = tot - tot / 2;
                         }
                 } else {
-                        if (!strcmp(ap, "VALID")) pb = pe = 0;
+                        if (!strcmp(ap, "VALID"))
+                                pb = pe = 0;
                         outsz = s * (x->dims[2 + i] - 1) + opad + ek - pb - pe;
                 }
                 if (outsz < 0 || pb < 0 || pe < 0)
@@ -444,7 +465,8 @@ sl_err_t sl_op_conv_transpose(sl_opctx_t *c)
         IN = g.in[0] * g.in[1] * g.in[2];
         if (b && sl_tensor_numel(b) != M)
                 return sl_op_fail(c, SL_ERR_SHAPE, "bias does not match output channels");
-        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, x->ndim, odims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, x->ndim, odims)))
+                return SL_ERR_NOMEM;
         if (!(col = sl_op_scratch(c, sizeof(float) * (size_t)(K * O))))
                 return sl_op_fail(c, SL_ERR_NOMEM, "col2im buffer: out of memory");
         memset(y->data, 0, y->nbytes);

@@ -20,7 +20,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512        __attribute__((target("avx512f")))
 #define INLINE_AVX512 __attribute__((target("avx512f"), always_inline)) static inline
 
 /* Where a tile's results go: y[m][o] of one image and group (NCHW), with the
@@ -38,12 +38,12 @@ typedef struct {
  * channels and positions. */
 #define TILE(NP, NV)                                                                               \
         INLINE_AVX512 void tile_##NP##x##NV(const float *xp, const float *wp, int64_t Mpad,        \
-                                            const int64_t *kofs, int64_t K, const int64_t *po,      \
+                                            const int64_t *kofs, int64_t K, const int64_t *po,     \
                                             const dst_t *d, int64_t o, int64_t m0)                 \
         {                                                                                          \
                 __m512 acc[NP][NV];                                                                \
                 __m512i idx = _mm512_mullo_epi32(                                                  \
-                    _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),       \
+                    _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),        \
                     _mm512_set1_epi32((int)d->O));                                                 \
                 for (int p = 0; p < NP; p++)                                                       \
                         for (int v = 0; v < NV; v++)                                               \
@@ -62,13 +62,14 @@ typedef struct {
                 }                                                                                  \
                 for (int v = 0; v < NV; v++) {                                                     \
                         int64_t left = d->Mg - m0 - 16 * v;                                        \
-                        __mmask16 mk = left >= 16 ? 0xffff                                          \
-                                                  : (__mmask16)((1u << (left > 0 ? left : 0)) - 1); \
+                        __mmask16 mk =                                                             \
+                            left >= 16 ? 0xffff : (__mmask16)((1u << (left > 0 ? left : 0)) - 1);  \
                         __m512 bv = _mm512_load_ps(d->bias + m0 + 16 * v);                         \
                         float *yv = d->y + (m0 + 16 * v) * d->O + o;                               \
                         for (int p = 0; p < NP && o + p < d->O; p++) {                             \
                                 __m512 r = _mm512_add_ps(acc[p][v], bv);                           \
-                                if (d->relu) r = _mm512_max_ps(r, _mm512_setzero_ps());            \
+                                if (d->relu)                                                       \
+                                        r = _mm512_max_ps(r, _mm512_setzero_ps());                 \
                                 _mm512_mask_i32scatter_ps(yv + p, mk, idx, r, 4);                  \
                         }                                                                          \
                 }                                                                                  \
@@ -120,7 +121,8 @@ sl_err_t sl_conv_direct(sl_opctx_t *c, const sl_tensor_t *x, const sl_tensor_t *
         int64_t *kofs, *pofs;
         char *scr;
 
-        if (!cpu_ok() || Mg < 8) return SL_ERR_UNSUPPORTED;
+        if (!cpu_ok() || Mg < 8)
+                return SL_ERR_UNSUPPORTED;
         for (int i = 0; i < 3; i++) {
                 P[i] = g->in[i] + g->pb[i] + g->pe[i];
                 padded |= g->pb[i] || g->pe[i];
@@ -133,7 +135,8 @@ sl_err_t sl_conv_direct(sl_opctx_t *c, const sl_tensor_t *x, const sl_tensor_t *
         Mpad = (Mg + 15) / 16 * 16;
         /* Few taps (a first layer on 1-3 channels): too little work per tile to
          * pay for the scatter; im2col + sgemm is faster there. */
-        if (K < 16 || !O || Mpad * O > INT32_MAX) return SL_ERR_UNSUPPORTED;
+        if (K < 16 || !O || Mpad * O > INT32_MAX)
+                return SL_ERR_UNSUPPORTED;
 
         /* Weights packed [group][k][Mpad], then the bias [group][Mpad]; zero in
          * the padding channels. */
@@ -154,7 +157,8 @@ sl_err_t sl_conv_direct(sl_opctx_t *c, const sl_tensor_t *x, const sl_tensor_t *
                         for (int64_t m = 0; m < Mg; m++)
                                 bp[gi * Mpad + m] = bias ? bias[gi * Mg + m] : 0.0f;
 
-        need = sizeof(float) * (size_t)(padded ? C * Pimg : 0) + sizeof(int64_t) * (size_t)(K + Opad);
+        need =
+            sizeof(float) * (size_t)(padded ? C * Pimg : 0) + sizeof(int64_t) * (size_t)(K + Opad);
         if (!(scr = sl_op_scratch(c, need)))
                 return sl_op_fail(c, SL_ERR_NOMEM, "conv buffers: out of memory");
         kofs = (int64_t *)scr;
@@ -166,10 +170,10 @@ sl_err_t sl_conv_direct(sl_opctx_t *c, const sl_tensor_t *x, const sl_tensor_t *
                         for (int64_t k0 = 0; k0 < g->k[0]; k0++)
                                 for (int64_t k1 = 0; k1 < g->k[1]; k1++)
                                         for (int64_t k2 = 0; k2 < g->k[2]; k2++)
-                                                kofs[k++] = ch * Pimg +
-                                                            (k0 * g->d[0] * P[1] + k1 * g->d[1]) *
-                                                                P[2] +
-                                                            k2 * g->d[2];
+                                                kofs[k++] =
+                                                    ch * Pimg +
+                                                    (k0 * g->d[0] * P[1] + k1 * g->d[1]) * P[2] +
+                                                    k2 * g->d[2];
                 for (int64_t o0 = 0; o0 < g->out[0]; o0++)
                         for (int64_t o1 = 0; o1 < g->out[1]; o1++)
                                 for (int64_t o2 = 0; o2 < g->out[2]; o2++)
@@ -178,19 +182,21 @@ sl_err_t sl_conv_direct(sl_opctx_t *c, const sl_tensor_t *x, const sl_tensor_t *
                 for (; o < Opad; o++)
                         pofs[o] = pofs[O - 1]; /* tail tiles recompute the last position */
         }
-        if (padded) memset(xpad, 0, sizeof(float) * (size_t)(C * Pimg));
+        if (padded)
+                memset(xpad, 0, sizeof(float) * (size_t)(C * Pimg));
         for (int64_t n = 0; n < N; n++) {
                 const float *xn = (const float *)x->data + n * C * IN, *src = xn;
                 if (padded) {
                         for (int64_t ch = 0; ch < C; ch++)
                                 for (int64_t i0 = 0; i0 < g->in[0]; i0++)
                                         for (int64_t i1 = 0; i1 < g->in[1]; i1++)
-                                                memcpy(xpad + ch * Pimg +
-                                                           ((i0 + g->pb[0]) * P[1] + i1 + g->pb[1]) *
-                                                               P[2] +
-                                                           g->pb[2],
-                                                       xn + ch * IN + (i0 * g->in[1] + i1) * g->in[2],
-                                                       sizeof(float) * (size_t)g->in[2]);
+                                                memcpy(
+                                                    xpad + ch * Pimg +
+                                                        ((i0 + g->pb[0]) * P[1] + i1 + g->pb[1]) *
+                                                            P[2] +
+                                                        g->pb[2],
+                                                    xn + ch * IN + (i0 * g->in[1] + i1) * g->in[2],
+                                                    sizeof(float) * (size_t)g->in[2]);
                         src = xpad;
                 }
                 for (int64_t gi = 0; gi < group; gi++) {

@@ -66,7 +66,8 @@ static void bcast_rows(const bcast_t *b, row_fn fn, void *ctx)
         len = b->dims[nd - 1];
         for (int d = 0; d < nd - 1; d++)
                 rows *= b->dims[d];
-        if (len == 0 || rows == 0) return;
+        if (len == 0 || rows == 0)
+                return;
         for (int k = 0; k < b->n; k++)
                 inner[k] = b->st[k][nd - 1];
         for (int64_t r = 0; r < rows; r++) {
@@ -78,7 +79,8 @@ static void bcast_rows(const bcast_t *b, row_fn fn, void *ctx)
                 fn(ctx, off, inner, out, len);
                 out += len;
                 for (int d = nd - 2; d >= 0; d--) {
-                        if (++idx[d] < b->dims[d]) break;
+                        if (++idx[d] < b->dims[d])
+                                break;
                         idx[d] = 0;
                 }
         }
@@ -143,7 +145,8 @@ static int64_t i64_op(int op, int64_t x, int64_t y)
                 return y == 0 || (y == -1 && x == INT64_MIN) ? 0 : x / y;
         case OP_POW: {
                 int64_t r = 1;
-                if (y < 0) return x == 1 ? 1 : 0;
+                if (y < 0)
+                        return x == 1 ? 1 : 0;
                 while (y-- > 0)
                         r = (int64_t)((uint64_t)r * (uint64_t)x);
                 return r;
@@ -152,7 +155,8 @@ static int64_t i64_op(int op, int64_t x, int64_t y)
                 return y == 0 || y == -1 ? 0 : x % y;
         case OP_MOD: {
                 int64_t r;
-                if (y == 0 || y == -1) return 0;
+                if (y == 0 || y == -1)
+                        return 0;
                 r = x % y;
                 return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
         }
@@ -259,8 +263,10 @@ static sl_err_t binary_into(sl_opctx_t *c, int op, const sl_tensor_t *a, const s
                                   sl_dtype_name(a->dtype));
         if (sl_broadcast_shape(a->ndim, a->dims, b->ndim, b->dims, &nd, dims))
                 return sl_op_fail(c, SL_ERR_SHAPE, "shapes are not broadcastable");
-        if (op >= OP_EQ && op <= OP_XOR) odt = SL_DT_BOOL;
-        if (!*outp && !(*outp = sl_op_output(c, out_idx, odt, nd, dims))) return SL_ERR_NOMEM;
+        if (op >= OP_EQ && op <= OP_XOR)
+                odt = SL_DT_BOOL;
+        if (!*outp && !(*outp = sl_op_output(c, out_idx, odt, nd, dims)))
+                return SL_ERR_NOMEM;
         ctx.o = *outp;
         bcast_init(&bc, nd, dims, ts, 2);
         if (a->dtype == SL_DT_FLOAT && b->dtype == SL_DT_FLOAT && odt == SL_DT_FLOAT)
@@ -300,7 +306,8 @@ sl_err_t sl_op_prelu(sl_opctx_t *c)
 {
         const sl_tensor_t *x = c->in[0], *slope = sl_op_in(c, 1);
         sl_tensor_t *out = NULL, view;
-        if (!x || !slope) return sl_op_fail(c, SL_ERR_MODEL, "two inputs required");
+        if (!x || !slope)
+                return sl_op_fail(c, SL_ERR_MODEL, "two inputs required");
         /* PRelu-6 and older: a 1-D slope of size C applies per channel (axis 1). */
         if (c->opset < 7 && slope->ndim == 1 && x->ndim >= 2 && slope->dims[0] == x->dims[1] &&
             slope->dims[0] != 1) {
@@ -347,7 +354,8 @@ static sl_err_t variadic(sl_opctx_t *c, int op, bool mean)
                 if (!c->in[k] ||
                     sl_broadcast_shape(nd, dims, c->in[k]->ndim, c->in[k]->dims, &nd, dims))
                         return sl_op_fail(c, SL_ERR_SHAPE, "input #%d is not broadcastable", k);
-        if (!(out = sl_op_output(c, 0, first->dtype, nd, dims))) return SL_ERR_NOMEM;
+        if (!(out = sl_op_output(c, 0, first->dtype, nd, dims)))
+                return SL_ERR_NOMEM;
         /* out = broadcast copy of input 0 */
         {
                 sl_tensor_t zero = {0};
@@ -365,7 +373,8 @@ static sl_err_t variadic(sl_opctx_t *c, int op, bool mean)
         }
         for (int k = 1; k < c->n_in; k++) {
                 sl_err_t err = binary_into(c, op, out, c->in[k], 0, &out);
-                if (err) return err;
+                if (err)
+                        return err;
         }
         if (mean) {
                 int64_t n = sl_tensor_numel(out);
@@ -431,7 +440,8 @@ sl_err_t sl_op_where(sl_opctx_t *c)
         w.cond = ts[0];
         w.x = ts[1];
         w.y = ts[2];
-        if (!(w.o = sl_op_output(c, 0, ts[1]->dtype, nd, dims))) return SL_ERR_NOMEM;
+        if (!(w.o = sl_op_output(c, 0, ts[1]->dtype, nd, dims)))
+                return SL_ERR_NOMEM;
         bcast_init(&bc, nd, dims, ts, 3);
         bcast_rows(&bc, row_where, &w);
         return SL_OK;

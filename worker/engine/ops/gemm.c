@@ -20,7 +20,8 @@ sl_err_t sl_op_gemm(sl_opctx_t *c)
         sl_tensor_t *y;
         float *yd;
 
-        if (!a || !b) return sl_op_fail(c, SL_ERR_MODEL, "A and B required");
+        if (!a || !b)
+                return sl_op_fail(c, SL_ERR_MODEL, "A and B required");
         if (a->dtype != SL_DT_FLOAT || b->dtype != SL_DT_FLOAT || (cc && cc->dtype != SL_DT_FLOAT))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "Gemm supports float only (got %s)",
                                   sl_dtype_name(a->dtype));
@@ -36,7 +37,8 @@ sl_err_t sl_op_gemm(sl_opctx_t *c)
                                   (long long)k, (long long)kb);
         dims[0] = m;
         dims[1] = n;
-        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, 2, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, 2, dims)))
+                return SL_ERR_NOMEM;
         yd = y->data;
         if (cc && beta != 0.0f) {
                 int64_t st[2];
@@ -58,7 +60,8 @@ sl_err_t sl_op_gemm(sl_opctx_t *c)
                 }
         } else {
                 beta = 0.0f;
-                if (!(m && n && k)) memset(yd, 0, y->nbytes);
+                if (!(m && n && k))
+                        memset(yd, 0, y->nbytes);
         }
         if (m == 1 && n && k)
                 /* One row (batch 1): y = op(B)^T a is a matrix-vector product,
@@ -83,11 +86,13 @@ sl_err_t sl_op_matmul(sl_opctx_t *c)
         int an, bn, nb, on = 0;
         sl_tensor_t *y, ta = {0}, tbt = {0};
 
-        if (!a || !b) return sl_op_fail(c, SL_ERR_MODEL, "A and B required");
+        if (!a || !b)
+                return sl_op_fail(c, SL_ERR_MODEL, "A and B required");
         if (a->dtype != SL_DT_FLOAT || b->dtype != SL_DT_FLOAT)
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "MatMul supports float only (got %s)",
                                   sl_dtype_name(a->dtype));
-        if (a->ndim < 1 || b->ndim < 1) return sl_op_fail(c, SL_ERR_SHAPE, "scalar operands");
+        if (a->ndim < 1 || b->ndim < 1)
+                return sl_op_fail(c, SL_ERR_SHAPE, "scalar operands");
         /* 1-D operands: promote to a row (A) / column (B) matrix. */
         an = a->ndim == 1 ? 2 : a->ndim;
         bn = b->ndim == 1 ? 2 : b->ndim;
@@ -113,10 +118,14 @@ sl_err_t sl_op_matmul(sl_opctx_t *c)
                 return sl_op_fail(c, SL_ERR_SHAPE, "batch dimensions are not broadcastable");
         for (int i = 0; i < nb; i++)
                 od[on++] = bat[i];
-        if (a->ndim > 1) od[on++] = m;
-        if (b->ndim > 1) od[on++] = n;
-        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, on, od))) return SL_ERR_NOMEM;
-        if (!sl_tensor_numel(y)) return SL_OK;
+        if (a->ndim > 1)
+                od[on++] = m;
+        if (b->ndim > 1)
+                od[on++] = n;
+        if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, on, od)))
+                return SL_ERR_NOMEM;
+        if (!sl_tensor_numel(y))
+                return SL_OK;
         if (!k) {
                 memset(y->data, 0, y->nbytes);
                 return SL_OK;

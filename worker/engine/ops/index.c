@@ -28,10 +28,12 @@ sl_err_t sl_op_trilu(sl_opctx_t *c)
         size_t esz;
         sl_tensor_t *y;
 
-        if (!x || x->ndim < 2) return sl_op_fail(c, SL_ERR_SHAPE, "input of rank >= 2 required");
+        if (!x || x->ndim < 2)
+                return sl_op_fail(c, SL_ERR_SHAPE, "input of rank >= 2 required");
         if (sl_op_in(c, 1) && !scalar_int(c->in[1], &k))
                 return sl_op_fail(c, SL_ERR_SHAPE, "k must be an int64 scalar");
-        if (!(y = sl_op_output_like(c, 0, x->dtype, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, x->dtype, x)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x->dtype);
         rows = x->dims[x->ndim - 2];
         cols = x->dims[x->ndim - 1];
@@ -62,7 +64,8 @@ sl_err_t sl_op_cumsum(sl_opctx_t *c)
                 return sl_op_fail(c, SL_ERR_SHAPE, "input and a valid scalar axis required");
         if (!sl_dtype_size(x->dtype) || x->dtype == SL_DT_BOOL || x->dtype == SL_DT_FLOAT16)
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "type %s", sl_dtype_name(x->dtype));
-        if (!(y = sl_op_output_like(c, 0, x->dtype, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, x->dtype, x)))
+                return SL_ERR_NOMEM;
         for (int i = 0; i < x->ndim; i++)
                 if (i < ax)
                         outer *= x->dims[i];
@@ -107,7 +110,8 @@ sl_err_t sl_op_one_hot(sl_opctx_t *c)
                 return sl_op_fail(c, SL_ERR_SHAPE, "bad depth or axis");
         for (int i = 0, j = 0; i < nd; i++)
                 dims[i] = i == ax ? depth : ind->dims[j++];
-        if (!(y = sl_op_output(c, 0, val->dtype, nd, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, val->dtype, nd, dims)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(val->dtype);
         for (int i = 0; i < ind->ndim; i++)
                 if (i < ax)
@@ -120,7 +124,8 @@ sl_err_t sl_op_one_hot(sl_opctx_t *c)
         for (int64_t o = 0; o < outer; o++)
                 for (int64_t in = 0; in < inner; in++) {
                         int64_t k = (int64_t)sl_tensor_get_f64(ind, o * inner + in);
-                        if (k < 0) k += depth;
+                        if (k < 0)
+                                k += depth;
                         if (k >= 0 && k < depth)
                                 memcpy(EL(y, (o * depth + k) * inner + in), CEL(val, 1), esz);
                 }
@@ -139,7 +144,8 @@ static int topk_cmp(const void *pa, const void *pb, void *vctx)
         int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
         double va = sl_tensor_get_f64(t->x, t->base + a * t->stride);
         double vb = sl_tensor_get_f64(t->x, t->base + b * t->stride);
-        if (va != vb) return (t->largest ? va > vb : va < vb) ? -1 : 1;
+        if (va != vb)
+                return (t->largest ? va > vb : va < vb) ? -1 : 1;
         return a < b ? -1 : (a > b);
 }
 
@@ -203,10 +209,12 @@ sl_err_t sl_op_nonzero(sl_opctx_t *c)
                 nnz += sl_tensor_get_f64(x, i) != 0;
         dims[0] = x->ndim;
         dims[1] = nnz;
-        if (!(y = sl_op_output(c, 0, SL_DT_INT64, 2, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, SL_DT_INT64, 2, dims)))
+                return SL_ERR_NOMEM;
         for (int64_t i = 0; i < n; i++) {
                 int64_t rem = i;
-                if (sl_tensor_get_f64(x, i) == 0) continue;
+                if (sl_tensor_get_f64(x, i) == 0)
+                        continue;
                 for (int d = x->ndim - 1; d >= 0; d--) {
                         ((int64_t *)y->data)[d * nnz + j] = rem % x->dims[d];
                         rem /= x->dims[d];
@@ -231,14 +239,16 @@ sl_err_t sl_op_scatter_elements(sl_opctx_t *c)
                 return sl_op_fail(c, SL_ERR_SHAPE, "data, indices, updates of equal rank");
         if ((ax = sl_axis(sl_attr_int(c->node, "axis", 0), x->ndim, false)) < 0)
                 return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
-        if (!(y = sl_op_output_like(c, 0, x->dtype, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, x->dtype, x)))
+                return SL_ERR_NOMEM;
         memcpy(y->data, x->data, x->nbytes);
         esz = sl_dtype_size(x->dtype);
         sl_strides(x->ndim, x->dims, xs);
         n = sl_tensor_numel(ind);
         for (int64_t i = 0; i < n; i++) {
                 int64_t rem = i, off = 0, k = sl_tensor_get_i64(ind, i);
-                if (k < 0) k += x->dims[ax];
+                if (k < 0)
+                        k += x->dims[ax];
                 if (k < 0 || k >= x->dims[ax])
                         return sl_op_fail(c, SL_ERR_SHAPE, "index out of range");
                 for (int d = x->ndim - 1; d >= 0; d--) {
@@ -286,11 +296,13 @@ sl_err_t sl_op_gather_nd(sl_opctx_t *c)
                 ni *= ind->dims[i];
         }
         for (int i = (int)(b + k); i < x->ndim; i++) {
-                if (nd >= SL_MAX_DIMS) return sl_op_fail(c, SL_ERR_SHAPE, "output rank too large");
+                if (nd >= SL_MAX_DIMS)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "output rank too large");
                 dims[nd++] = x->dims[i];
                 slice *= x->dims[i];
         }
-        if (!(y = sl_op_output(c, 0, x->dtype, nd, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, nd, dims)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x->dtype);
         sl_strides(x->ndim, x->dims, xs);
         for (int64_t bi = 0; bi < nb; bi++)
@@ -299,7 +311,8 @@ sl_err_t sl_op_gather_nd(sl_opctx_t *c)
                         for (int64_t t = 0; t < k; t++) {
                                 int64_t v = sl_tensor_get_i64(ind, (bi * ni + j) * k + t);
                                 int64_t d = x->dims[b + t];
-                                if (v < 0) v += d;
+                                if (v < 0)
+                                        v += d;
                                 if (v < 0 || v >= d)
                                         return sl_op_fail(c, SL_ERR_SHAPE, "index out of range");
                                 off += v * xs[b + t];
@@ -330,7 +343,8 @@ static sl_err_t depth_space(sl_opctx_t *c, bool to_space)
         dims[1] = to_space ? C / (bs * bs) : C * bs * bs;
         dims[2] = to_space ? H * bs : H / bs;
         dims[3] = to_space ? W * bs : W / bs;
-        if (!(y = sl_op_output(c, 0, x->dtype, 4, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, 4, dims)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x->dtype);
         /* Iterate the space side (small C, large H W) and map to the depth side. */
         {
@@ -374,7 +388,8 @@ sl_err_t sl_op_eye_like(sl_opctx_t *c)
 
         if (!x || x->ndim != 2 || !sl_dtype_size(dt) || dt == SL_DT_FLOAT16)
                 return sl_op_fail(c, SL_ERR_SHAPE, "2-D input and a supported dtype required");
-        if (!(y = sl_op_output_like(c, 0, dt, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, dt, x)))
+                return SL_ERR_NOMEM;
         memset(y->data, 0, y->nbytes);
         for (int64_t i = 0; i < x->dims[0]; i++)
                 if (i + k >= 0 && i + k < x->dims[1])
@@ -394,13 +409,15 @@ sl_err_t sl_op_scatter_nd(sl_opctx_t *c)
         if (!x || !ind || !upd || ind->ndim < 1 || upd->dtype != x->dtype)
                 return sl_op_fail(c, SL_ERR_SHAPE, "data, indices, updates required");
         k = ind->dims[ind->ndim - 1];
-        if (k < 1 || k > x->ndim) return sl_op_fail(c, SL_ERR_SHAPE, "bad index tuple length");
+        if (k < 1 || k > x->ndim)
+                return sl_op_fail(c, SL_ERR_SHAPE, "bad index tuple length");
         ni = sl_tensor_numel(ind) / k;
         for (int i = (int)k; i < x->ndim; i++)
                 slice *= x->dims[i];
         if (sl_tensor_numel(upd) != ni * slice)
                 return sl_op_fail(c, SL_ERR_SHAPE, "updates shape does not match");
-        if (!(y = sl_op_output_like(c, 0, x->dtype, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, x->dtype, x)))
+                return SL_ERR_NOMEM;
         memcpy(y->data, x->data, x->nbytes);
         esz = sl_dtype_size(x->dtype);
         sl_strides(x->ndim, x->dims, xs);
@@ -408,7 +425,8 @@ sl_err_t sl_op_scatter_nd(sl_opctx_t *c)
                 int64_t off = 0;
                 for (int64_t t = 0; t < k; t++) {
                         int64_t v = sl_tensor_get_i64(ind, j * k + t), d = x->dims[t];
-                        if (v < 0) v += d;
+                        if (v < 0)
+                                v += d;
                         if (v < 0 || v >= d)
                                 return sl_op_fail(c, SL_ERR_SHAPE, "index out of range");
                         off += v * xs[t];

@@ -18,7 +18,8 @@ sl_err_t sl_op_concat(sl_opctx_t *c)
         size_t esz;
         sl_tensor_t *y;
 
-        if (!x0) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x0)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if ((ax = sl_axis(sl_attr_int(c->node, "axis", 0), x0->ndim, false)) < 0)
                 return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
         memcpy(dims, x0->dims, sizeof(dims));
@@ -32,7 +33,8 @@ sl_err_t sl_op_concat(sl_opctx_t *c)
                                 return sl_op_fail(c, SL_ERR_SHAPE, "input #%d shape differs", k);
                 dims[ax] += x->dims[ax];
         }
-        if (!(y = sl_op_output(c, 0, x0->dtype, x0->ndim, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x0->dtype, x0->ndim, dims)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x0->dtype);
         for (int i = 0; i < ax; i++)
                 outer *= dims[i];
@@ -63,14 +65,16 @@ sl_err_t sl_op_split(sl_opctx_t *c)
                 if ((ns = sl_read_ints(c->in[1], sizes, SL_NODE_IO_MAX)) < 0)
                         return sl_op_fail(c, SL_ERR_SHAPE, "bad split input");
         } else if ((ns = sl_attr_ints(c->node, "split", &sa)) >= 0) {
-                if (ns > SL_NODE_IO_MAX) return sl_op_fail(c, SL_ERR_SHAPE, "too many splits");
+                if (ns > SL_NODE_IO_MAX)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "too many splits");
                 memcpy(sizes, sa, sizeof(int64_t) * (size_t)ns);
         } else {
                 int64_t d = x->dims[ax], k = c->n_out, chunk = (d + k - 1) / k;
                 ns = c->n_out;
                 for (int i = 0; i < ns; i++) {
                         sizes[i] = d - i * chunk < chunk ? d - i * chunk : chunk;
-                        if (sizes[i] < 0) sizes[i] = 0;
+                        if (sizes[i] < 0)
+                                sizes[i] = 0;
                 }
         }
         if (ns != c->n_out)
@@ -90,7 +94,8 @@ sl_err_t sl_op_split(sl_opctx_t *c)
                 sl_tensor_t *y;
                 memcpy(dims, x->dims, sizeof(dims));
                 dims[ax] = sizes[k];
-                if (!(y = sl_op_output(c, k, x->dtype, x->ndim, dims))) return SL_ERR_NOMEM;
+                if (!(y = sl_op_output(c, k, x->dtype, x->ndim, dims)))
+                        return SL_ERR_NOMEM;
                 for (int64_t o = 0; o < outer; o++)
                         memcpy(EL(y, o * row), CEL(x, o * x->dims[ax] * inner + off),
                                (size_t)row * esz);
@@ -108,7 +113,8 @@ sl_err_t sl_op_slice(sl_opctx_t *c)
         size_t esz;
         sl_tensor_t *y;
 
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if (c->opset < 10) {
                 const int64_t *a;
                 if ((ns = sl_attr_ints(c->node, "starts", &a)) < 0 || ns > SL_MAX_DIMS)
@@ -119,7 +125,8 @@ sl_err_t sl_op_slice(sl_opctx_t *c)
                 memcpy(en, a, sizeof(int64_t) * (size_t)ne);
                 if ((na = sl_attr_ints(c->node, "axes", &a)) > SL_MAX_DIMS)
                         return sl_op_fail(c, SL_ERR_MODEL, "too many axes");
-                if (na > 0) memcpy(ax, a, sizeof(int64_t) * (size_t)na);
+                if (na > 0)
+                        memcpy(ax, a, sizeof(int64_t) * (size_t)na);
         } else {
                 if (!sl_op_in(c, 1) || !sl_op_in(c, 2) ||
                     (ns = sl_read_ints(c->in[1], st, SL_MAX_DIMS)) < 0 ||
@@ -138,10 +145,13 @@ sl_err_t sl_op_slice(sl_opctx_t *c)
         for (int i = 0; i < ns; i++) {
                 int a = sl_axis(na >= 0 ? ax[i] : i, x->ndim, false);
                 int64_t d, s = nsp >= 0 ? sp[i] : 1, b = st[i], e = en[i];
-                if (a < 0 || s == 0) return sl_op_fail(c, SL_ERR_SHAPE, "bad axis or zero step");
+                if (a < 0 || s == 0)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "bad axis or zero step");
                 d = x->dims[a];
-                if (b < 0) b += d;
-                if (e < 0) e += d;
+                if (b < 0)
+                        b += d;
+                if (e < 0)
+                        e += d;
                 if (s > 0) {
                         b = b < 0 ? 0 : (b > d ? d : b);
                         e = e < 0 ? 0 : (e > d ? d : e);
@@ -154,7 +164,8 @@ sl_err_t sl_op_slice(sl_opctx_t *c)
                 start[a] = b;
                 step[a] = s;
         }
-        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, dims)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x->dtype);
         sl_strides(x->ndim, x->dims, xs);
         n = sl_tensor_numel(y);
@@ -189,7 +200,8 @@ sl_err_t sl_op_gather(sl_opctx_t *c)
                 dims[nd++] = idx->dims[i];
         for (int i = ax + 1; i < x->ndim; i++)
                 dims[nd++] = x->dims[i];
-        if (!(y = sl_op_output(c, 0, x->dtype, nd, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, nd, dims)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x->dtype);
         for (int i = 0; i < ax; i++)
                 outer *= x->dims[i];
@@ -199,7 +211,8 @@ sl_err_t sl_op_gather(sl_opctx_t *c)
         d = x->dims[ax];
         for (int64_t j = 0; j < ni; j++) {
                 int64_t k = sl_tensor_get_i64(idx, j);
-                if (k < 0) k += d;
+                if (k < 0)
+                        k += d;
                 if (k < 0 || k >= d)
                         return sl_op_fail(c, SL_ERR_SHAPE, "index %lld out of range [0, %lld)",
                                           (long long)sl_tensor_get_i64(idx, j), (long long)d);
@@ -207,7 +220,8 @@ sl_err_t sl_op_gather(sl_opctx_t *c)
         for (int64_t o = 0; o < outer; o++)
                 for (int64_t j = 0; j < ni; j++) {
                         int64_t k = sl_tensor_get_i64(idx, j);
-                        if (k < 0) k += d;
+                        if (k < 0)
+                                k += d;
                         memcpy(EL(y, (o * ni + j) * inner), CEL(x, (o * d + k) * inner),
                                (size_t)inner * esz);
                 }
@@ -227,13 +241,15 @@ sl_err_t sl_op_gather_elements(sl_opctx_t *c)
                 return sl_op_fail(c, SL_ERR_SHAPE, "data and same-rank int indices required");
         if ((ax = sl_axis(sl_attr_int(c->node, "axis", 0), x->ndim, false)) < 0)
                 return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
-        if (!(y = sl_op_output_like(c, 0, x->dtype, idx))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, x->dtype, idx)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x->dtype);
         sl_strides(x->ndim, x->dims, xs);
         n = sl_tensor_numel(idx);
         for (int64_t i = 0; i < n; i++) {
                 int64_t rem = i, off = 0, k = sl_tensor_get_i64(idx, i);
-                if (k < 0) k += x->dims[ax];
+                if (k < 0)
+                        k += x->dims[ax];
                 if (k < 0 || k >= x->dims[ax])
                         return sl_op_fail(c, SL_ERR_SHAPE, "index out of range");
                 for (int d = x->ndim - 1; d >= 0; d--) {
@@ -256,7 +272,8 @@ sl_err_t sl_op_transpose(sl_opctx_t *c)
         size_t esz;
         sl_tensor_t *y;
 
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if ((np = sl_attr_ints(c->node, "perm", &pa)) < 0) {
                 for (int i = 0; i < x->ndim; i++)
                         perm[i] = x->ndim - 1 - i;
@@ -277,7 +294,8 @@ sl_err_t sl_op_transpose(sl_opctx_t *c)
                 dims[i] = x->dims[perm[i]];
                 ps[i] = xs[perm[i]];
         }
-        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, dims)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x->dtype);
         n = sl_tensor_numel(y);
         if (esz == 4) {
@@ -288,7 +306,8 @@ sl_err_t sl_op_transpose(sl_opctx_t *c)
                         yd[i] = xd[off];
                         for (int d = x->ndim - 1; d >= 0; d--) {
                                 off += ps[d];
-                                if (++idx[d] < dims[d]) break;
+                                if (++idx[d] < dims[d])
+                                        break;
                                 off -= ps[d] * dims[d];
                                 idx[d] = 0;
                         }
@@ -316,10 +335,12 @@ sl_err_t sl_op_tile(sl_opctx_t *c)
         if (!x || !sl_op_in(c, 1) || sl_read_ints(c->in[1], rep, SL_MAX_DIMS) != x->ndim)
                 return sl_op_fail(c, SL_ERR_SHAPE, "repeats must have one value per axis");
         for (int i = 0; i < x->ndim; i++) {
-                if (rep[i] < 0) return sl_op_fail(c, SL_ERR_SHAPE, "negative repeat");
+                if (rep[i] < 0)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "negative repeat");
                 dims[i] = x->dims[i] * rep[i];
         }
-        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, dims)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x->dtype);
         sl_strides(x->ndim, x->dims, xs);
         n = sl_tensor_numel(y);
@@ -346,7 +367,8 @@ sl_err_t sl_op_pad(sl_opctx_t *c)
         size_t esz;
         sl_tensor_t *y;
 
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if (c->opset < 11) {
                 const int64_t *a;
                 if ((np = sl_attr_ints(c->node, "pads", &a)) < 0 || np > 2 * SL_MAX_DIMS)
@@ -355,7 +377,8 @@ sl_err_t sl_op_pad(sl_opctx_t *c)
         } else {
                 if (!sl_op_in(c, 1) || (np = sl_read_ints(c->in[1], pads, 2 * SL_MAX_DIMS)) < 0)
                         return sl_op_fail(c, SL_ERR_SHAPE, "int64 pads required");
-                if (cv && sl_tensor_numel(cv) >= 1) value = sl_tensor_get_f64(cv, 0);
+                if (cv && sl_tensor_numel(cv) >= 1)
+                        value = sl_tensor_get_f64(cv, 0);
                 if (sl_op_in(c, 3) && (na = sl_read_ints(c->in[3], axes, SL_MAX_DIMS)) < 0)
                         return sl_op_fail(c, SL_ERR_SHAPE, "bad axes");
         }
@@ -364,22 +387,26 @@ sl_err_t sl_op_pad(sl_opctx_t *c)
                 for (int i = 0; i < na; i++)
                         axes[i] = i;
         }
-        if (np != 2 * na) return sl_op_fail(c, SL_ERR_SHAPE, "%d pads for %d axes", np, na);
+        if (np != 2 * na)
+                return sl_op_fail(c, SL_ERR_SHAPE, "%d pads for %d axes", np, na);
         for (int i = 0; i < x->ndim; i++) {
                 pb[i] = 0;
                 dims[i] = x->dims[i];
         }
         for (int i = 0; i < na; i++) {
                 int a = sl_axis(axes[i], x->ndim, false);
-                if (a < 0) return sl_op_fail(c, SL_ERR_SHAPE, "bad axis");
+                if (a < 0)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "bad axis");
                 pb[a] = pads[i];
                 dims[a] = x->dims[a] + pads[i] + pads[i + na];
-                if (dims[a] < 0) return sl_op_fail(c, SL_ERR_SHAPE, "negative output size");
+                if (dims[a] < 0)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "negative output size");
         }
         if (strcmp(mode, "constant") && strcmp(mode, "reflect") && strcmp(mode, "edge") &&
             strcmp(mode, "wrap"))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "mode '%s'", mode);
-        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, dims)))
+                return SL_ERR_NOMEM;
         esz = sl_dtype_size(x->dtype);
         sl_strides(x->ndim, x->dims, xs);
         n = sl_tensor_numel(y);
@@ -403,7 +430,8 @@ sl_err_t sl_op_pad(sl_opctx_t *c)
                                 } else {
                                         int64_t per = 2 * (D - 1);
                                         k = ((k % per) + per) % per;
-                                        if (k >= D) k = per - k;
+                                        if (k >= D)
+                                                k = per - k;
                                 }
                         }
                         off += k * xs[d];

@@ -22,7 +22,8 @@ sl_err_t sl_check_batch_norm(const sl_node_t *node, int64_t opset, char *errstr,
 static bool all_float(const sl_opctx_t *c, int n)
 {
         for (int i = 0; i < n; i++)
-                if (!c->in[i] || c->in[i]->dtype != SL_DT_FLOAT) return false;
+                if (!c->in[i] || c->in[i]->dtype != SL_DT_FLOAT)
+                        return false;
         return true;
 }
 
@@ -37,14 +38,16 @@ sl_err_t sl_op_batch_norm(sl_opctx_t *c)
 
         if (c->n_in < 5 || !all_float(c, 5))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "five float inputs required");
-        if (x->ndim < 2) return sl_op_fail(c, SL_ERR_SHAPE, "input rank %d < 2", x->ndim);
+        if (x->ndim < 2)
+                return sl_op_fail(c, SL_ERR_SHAPE, "input rank %d < 2", x->ndim);
         N = x->dims[0];
         C = x->dims[1];
         for (int i = 1; i < 5; i++)
                 if (sl_tensor_numel(c->in[i]) != C)
                         return sl_op_fail(c, SL_ERR_SHAPE, "input #%d does not have %lld values", i,
                                           (long long)C);
-        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x)))
+                return SL_ERR_NOMEM;
         I = N * C != 0 ? sl_tensor_numel(x) / (N * C) : 0;
         sc = c->in[1]->data;
         bi = c->in[2]->data;
@@ -65,8 +68,10 @@ sl_err_t sl_op_batch_norm(sl_opctx_t *c)
         for (int k = 1; k < c->n_out && k < 3; k++) {
                 const sl_tensor_t *src = c->in[k + 2];
                 sl_tensor_t *o;
-                if (!sl_op_has_output(c, k)) continue;
-                if (!(o = sl_op_output_like(c, k, SL_DT_FLOAT, src))) return SL_ERR_NOMEM;
+                if (!sl_op_has_output(c, k))
+                        continue;
+                if (!(o = sl_op_output_like(c, k, SL_DT_FLOAT, src)))
+                        return SL_ERR_NOMEM;
                 memcpy(o->data, src->data, src->nbytes);
         }
         return SL_OK;
@@ -85,7 +90,8 @@ sl_err_t sl_op_instance_norm(sl_opctx_t *c)
         C = x->dims[1];
         if (sl_tensor_numel(c->in[1]) != C || sl_tensor_numel(c->in[2]) != C)
                 return sl_op_fail(c, SL_ERR_SHAPE, "scale/B do not match channels");
-        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x)))
+                return SL_ERR_NOMEM;
         I = N * C != 0 ? sl_tensor_numel(x) / (N * C) : 0;
         for (int64_t nc = 0; nc < N * C; nc++) {
                 const float *xp = (const float *)x->data + nc * I;
@@ -118,7 +124,8 @@ sl_err_t sl_op_layer_norm(sl_opctx_t *c)
         if (!x || !sc || x->dtype != SL_DT_FLOAT || sc->dtype != SL_DT_FLOAT ||
             (bi && bi->dtype != SL_DT_FLOAT))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "float X and Scale required");
-        if (ax < 0) return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
+        if (ax < 0)
+                return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
         nn = x->ndim - ax;
         for (int i = 0; i < x->ndim; i++) {
                 if (i < ax)
@@ -131,8 +138,10 @@ sl_err_t sl_op_layer_norm(sl_opctx_t *c)
         if (sc->ndim > nn || (bi && bi->ndim > nn))
                 return sl_op_fail(c, SL_ERR_SHAPE, "Scale/B rank exceeds normalized rank");
         sl_broadcast_strides(sc, nn, sdims, ss);
-        if (bi) sl_broadcast_strides(bi, nn, sdims, bs);
-        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x))) return SL_ERR_NOMEM;
+        if (bi)
+                sl_broadcast_strides(bi, nn, sdims, bs);
+        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x)))
+                return SL_ERR_NOMEM;
         if (sl_op_has_output(c, 1) && !(mo = sl_op_output(c, 1, SL_DT_FLOAT, x->ndim, stat_dims)))
                 return SL_ERR_NOMEM;
         if (sl_op_has_output(c, 2) && !(io = sl_op_output(c, 2, SL_DT_FLOAT, x->ndim, stat_dims)))
@@ -154,13 +163,16 @@ sl_err_t sl_op_layer_norm(sl_opctx_t *c)
                                 int64_t idx = rem % sdims[d];
                                 rem /= sdims[d];
                                 so += idx * ss[d];
-                                if (bi) bo += idx * bs[d];
+                                if (bi)
+                                        bo += idx * bs[d];
                         }
                         yp[i] = (float)((xp[i] - mean) * inv * ((const float *)sc->data)[so] +
                                         (bi ? ((const float *)bi->data)[bo] : 0.0f));
                 }
-                if (mo) ((float *)mo->data)[o] = (float)mean;
-                if (io) ((float *)io->data)[o] = (float)inv;
+                if (mo)
+                        ((float *)mo->data)[o] = (float)mean;
+                if (io)
+                        ((float *)io->data)[o] = (float)inv;
         }
         return SL_OK;
 }
@@ -180,7 +192,8 @@ sl_err_t sl_op_lp_norm(sl_opctx_t *c)
                 else if (i > ax)
                         inner *= x->dims[i];
         len = x->dims[ax];
-        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x)))
+                return SL_ERR_NOMEM;
         for (int64_t o = 0; o < outer; o++)
                 for (int64_t in = 0; in < inner; in++) {
                         const float *xp = (const float *)x->data + o * len * inner + in;
@@ -188,7 +201,8 @@ sl_err_t sl_op_lp_norm(sl_opctx_t *c)
                         double n = 0;
                         for (int64_t i = 0; i < len; i++)
                                 n += p == 1 ? fabs(xp[i * inner]) : xp[i * inner] * xp[i * inner];
-                        if (p == 2) n = sqrt(n);
+                        if (p == 2)
+                                n = sqrt(n);
                         for (int64_t i = 0; i < len; i++)
                                 yp[i * inner] = n ? (float)(xp[i * inner] / n) : 0.0f;
                 }
@@ -214,7 +228,8 @@ sl_err_t sl_op_mvn(sl_opctx_t *c)
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "float input required");
         for (int i = 0; i < na; i++) {
                 int a = sl_axis(axes[i], x->ndim, false);
-                if (a < 0) return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
+                if (a < 0)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
                 red[a] = true;
         }
         for (int i = 0; i < x->ndim; i++) {
@@ -223,7 +238,8 @@ sl_err_t sl_op_mvn(sl_opctx_t *c)
                 else
                         groups *= x->dims[i];
         }
-        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x)))
+                return SL_ERR_NOMEM;
         if (!(sum = sl_op_scratch(c, 2 * sizeof(double) * (size_t)(groups ? groups : 1))))
                 return sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
         sq = sum + groups;
@@ -231,7 +247,8 @@ sl_err_t sl_op_mvn(sl_opctx_t *c)
         /* Group index of element i: its coordinates along the kept axes. */
         for (int i = x->ndim - 1, m = 1; i >= 0; i--) {
                 st[i] = red[i] ? 0 : m;
-                if (!red[i]) m *= (int)x->dims[i];
+                if (!red[i])
+                        m *= (int)x->dims[i];
         }
         n = sl_tensor_numel(x);
         for (int pass = 0; pass < 2; pass++)

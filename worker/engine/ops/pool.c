@@ -14,8 +14,8 @@ enum { POOL_MAX, POOL_AVG, POOL_LP };
 
 /* MaxPool 2x2, stride 2, no padding or dilation, over [NC][H][W] floats.
  * Cloned for AVX-512/AVX2 so that the pairwise max vectorises on them. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void max_pool_2x2(const float *x, float *y, int64_t NC, int64_t H, int64_t W, int64_t OH,
-                         int64_t OW)
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+max_pool_2x2(const float *x, float *y, int64_t NC, int64_t H, int64_t W, int64_t OH, int64_t OW)
 {
         for (int64_t nc = 0; nc < NC; nc++) {
                 const float *xp = x + nc * H * W;
@@ -51,11 +51,13 @@ static void max_pool_f32(const float *x, float *y, int64_t NC, const sl_geom_t *
                                         bool any = false;
                                         for (int64_t k0 = 0; k0 < g->k[0]; k0++) {
                                                 int64_t i0 = b0 + k0 * g->d[0];
-                                                if (i0 < 0 || i0 >= g->in[0]) continue;
+                                                if (i0 < 0 || i0 >= g->in[0])
+                                                        continue;
                                                 for (int64_t k1 = 0; k1 < g->k[1]; k1++) {
                                                         int64_t i1 = b1 + k1 * g->d[1];
                                                         const float *row;
-                                                        if (i1 < 0 || i1 >= g->in[1]) continue;
+                                                        if (i1 < 0 || i1 >= g->in[1])
+                                                                continue;
                                                         row = xp + (i0 * g->in[1] + i1) * g->in[2];
                                                         for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
                                                                 int64_t i2 = b2 + k2 * g->d[2];
@@ -92,18 +94,22 @@ static sl_err_t pool(sl_opctx_t *c, int kind)
         sl_geom_t g;
         sl_err_t err;
 
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if (!sl_dtype_size(x->dtype) || x->dtype == SL_DT_BOOL || x->dtype == SL_DT_FLOAT16 ||
             (kind != POOL_MAX && !sl_dtype_is_float(x->dtype)))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "type %s not supported",
                                   sl_dtype_name(x->dtype));
-        if (nks < 0) return sl_op_fail(c, SL_ERR_MODEL, "kernel_shape is required");
-        if ((err = sl_geom_init(c, x, ks, nks, ceil_mode, &g))) return err;
+        if (nks < 0)
+                return sl_op_fail(c, SL_ERR_MODEL, "kernel_shape is required");
+        if ((err = sl_geom_init(c, x, ks, nks, ceil_mode, &g)))
+                return err;
         odims[0] = x->dims[0];
         odims[1] = x->dims[1];
         for (int i = 0; i < g.r; i++)
                 odims[2 + i] = g.out[3 - g.r + i];
-        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, odims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, odims)))
+                return SL_ERR_NOMEM;
         if (kind == POOL_MAX && sl_op_has_output(c, 1) &&
             !(ind = sl_op_output(c, 1, SL_DT_INT64, x->ndim, odims)))
                 return SL_ERR_NOMEM;
@@ -205,7 +211,8 @@ static sl_err_t global_pool(sl_opctx_t *c, int kind)
         odims[1] = x->dims[1];
         for (int i = 2; i < x->ndim; i++)
                 odims[i] = 1;
-        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, odims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, x->ndim, odims)))
+                return SL_ERR_NOMEM;
         NC = x->dims[0] * x->dims[1];
         I = NC ? sl_tensor_numel(x) / NC : 0;
         for (int64_t nc = 0; nc < NC; nc++) {

@@ -45,12 +45,14 @@ static sl_err_t reduce(sl_opctx_t *c, int kind)
                 if ((na = sl_read_ints(c->in[1], axes, SL_MAX_DIMS)) < 0)
                         return sl_op_fail(c, SL_ERR_SHAPE, "bad axes input");
         } else if ((na = sl_attr_ints(c->node, "axes", &aa)) >= 0) {
-                if (na > SL_MAX_DIMS) return sl_op_fail(c, SL_ERR_SHAPE, "too many axes");
+                if (na > SL_MAX_DIMS)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "too many axes");
                 memcpy(axes, aa, sizeof(int64_t) * (size_t)na);
         } else {
                 na = 0;
         }
-        if (na == 0 && noop) return sl_op_identity(c);
+        if (na == 0 && noop)
+                return sl_op_identity(c);
         for (int i = 0; i < na; i++) {
                 int a = sl_axis(axes[i], x->ndim, false);
                 if (a < 0)
@@ -59,14 +61,17 @@ static sl_err_t reduce(sl_opctx_t *c, int kind)
                 red[a] = true;
         }
         for (int i = 0; i < x->ndim; i++) {
-                if (na == 0) red[i] = true;
-                if (red[i]) cnt *= x->dims[i];
+                if (na == 0)
+                        red[i] = true;
+                if (red[i])
+                        cnt *= x->dims[i];
                 if (!red[i])
                         dims[nd++] = x->dims[i];
                 else if (keep)
                         dims[nd++] = 1;
         }
-        if (!(y = sl_op_output(c, 0, x->dtype, nd, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, nd, dims)))
+                return SL_ERR_NOMEM;
         on = sl_tensor_numel(y);
         if (!(acc = sl_op_scratch(c, sizeof(double) * (size_t)(on ? on : 1))))
                 return sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
@@ -155,7 +160,8 @@ static sl_err_t arg(sl_opctx_t *c, bool max)
                         dims[nd++] = 1;
         }
         len = x->dims[ax];
-        if (!(y = sl_op_output(c, 0, SL_DT_INT64, nd, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, SL_DT_INT64, nd, dims)))
+                return SL_ERR_NOMEM;
         for (int64_t o = 0; o < outer; o++)
                 for (int64_t in = 0; in < inner; in++) {
                         int64_t best = 0;

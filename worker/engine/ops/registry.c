@@ -143,7 +143,8 @@ const sl_op_t *sl_op_find(const char *op_type)
         while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
                 int r = strcmp(op_type, ops[mid].op_type);
-                if (!r) return &ops[mid];
+                if (!r)
+                        return &ops[mid];
                 if (r < 0)
                         hi = mid;
                 else

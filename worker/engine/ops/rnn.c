@@ -98,7 +98,8 @@ static cell_t cell_of(const char *op_type)
 /* Default activations per cell: f, g, h. */
 static act_kind_t act_default(cell_t cell, int k)
 {
-        if (cell == CELL_RNN) return ACT_TANH;
+        if (cell == CELL_RNN)
+                return ACT_TANH;
         return k == 0 ? ACT_SIGMOID : ACT_TANH;
 }
 
@@ -116,9 +117,12 @@ static int direction_of(const sl_node_t *node)
 {
         char buf[32];
         const char *d = sl_attr_string(node, "direction", "forward", buf, sizeof(buf));
-        if (!strcmp(d, "forward")) return 0;
-        if (!strcmp(d, "reverse")) return 1;
-        if (!strcmp(d, "bidirectional")) return 2;
+        if (!strcmp(d, "forward"))
+                return 0;
+        if (!strcmp(d, "reverse"))
+                return 1;
+        if (!strcmp(d, "bidirectional"))
+                return 2;
         return -1;
 }
 
@@ -141,7 +145,8 @@ static int parse_acts(const sl_node_t *node, cell_t cell, int ndir, act_t act[2]
                         act[d][k].kind = act_default(cell, k);
                         act[d][k].alpha = act[d][k].beta = 0.0f;
                 }
-        if (!n) return 0;
+        if (!n)
+                return 0;
         /* One direction's list given for a bidirectional layer: both use it. */
         if (n != (size_t)(nact * ndir) && !(ndir == 2 && n == (size_t)nact)) {
                 sl_strfmt(errstr, errstr_size, "activations has %zu entries, expected %d", n,
@@ -160,8 +165,10 @@ static int parse_acts(const sl_node_t *node, cell_t cell, int ndir, act_t act[2]
                 t->kind = act_table[e].kind;
                 t->alpha = act_table[e].alpha;
                 t->beta = act_table[e].beta;
-                if (act_table[e].uses_alpha && ia < na) t->alpha = alpha[ia++];
-                if (act_table[e].uses_beta && ib < nb) t->beta = beta[ib++];
+                if (act_table[e].uses_alpha && ia < na)
+                        t->alpha = alpha[ia++];
+                if (act_table[e].uses_beta && ib < nb)
+                        t->beta = beta[ib++];
         }
         if (n == (size_t)nact && ndir == 2)
                 for (int k = 0; k < nact; k++)
@@ -251,7 +258,8 @@ static void act_apply(const act_t *a, float *v, int64_t n)
 
 static void clip_apply(float clip, float *v, int64_t n)
 {
-        if (clip <= 0.0f) return;
+        if (clip <= 0.0f)
+                return;
         for (int64_t i = 0; i < n; i++)
                 v[i] = fminf(clip, fmaxf(-clip, v[i]));
 }
@@ -266,7 +274,8 @@ static int64_t x_row(const rnn_t *s, int64_t t, int64_t b)
  * [batch, seq, ndir, hid]). */
 static int64_t y_off(const rnn_t *s, int64_t t, int d, int64_t b)
 {
-        if (s->layout) return ((b * s->seq + t) * s->ndir + d) * s->hid;
+        if (s->layout)
+                return ((b * s->seq + t) * s->ndir + d) * s->hid;
         return ((t * s->ndir + d) * s->batch + b) * s->hid;
 }
 
@@ -274,7 +283,8 @@ static int64_t y_off(const rnn_t *s, int64_t t, int d, int64_t b)
  * the first two axes). */
 static int64_t state_off(const rnn_t *s, int d, int64_t b)
 {
-        if (s->layout) return (b * s->ndir + d) * s->hid;
+        if (s->layout)
+                return (b * s->ndir + d) * s->hid;
         return (d * s->batch + b) * s->hid;
 }
 
@@ -401,12 +411,14 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
         setup_bias(s, d, w);
         for (int64_t b = 0; b < nb; b++) {
                 int64_t l = seq_len(s, b);
-                if (l > maxlen) maxlen = l;
+                if (l > maxlen)
+                        maxlen = l;
                 if (s->h0)
                         memcpy(w->h + b * hid, s->h0 + state_off(s, d, b), sizeof(float) * hid);
                 else
                         memset(w->h + b * hid, 0, sizeof(float) * hid);
-                if (s->cell != CELL_LSTM) continue;
+                if (s->cell != CELL_LSTM)
+                        continue;
                 if (s->c0)
                         memcpy(w->c + b * hid, s->c0 + state_off(s, d, b), sizeof(float) * hid);
                 else
@@ -445,7 +457,8 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
                         int64_t l = seq_len(s, b), t = rev ? l - 1 - step : step;
                         float *g = w->hr + b * gh, *h = w->h + b * hid;
                         const float *xr;
-                        if (step >= l) continue;
+                        if (step >= l)
+                                continue;
                         xr = w->xp + x_row(s, t, b) * gh;
                         switch (s->cell) {
                         case CELL_RNN:
@@ -465,12 +478,15 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
                                 }
                                 break;
                         }
-                        if (s->y) memcpy(s->y + y_off(s, t, d, b), h, sizeof(float) * hid);
+                        if (s->y)
+                                memcpy(s->y + y_off(s, t, d, b), h, sizeof(float) * hid);
                 }
         }
         for (int64_t b = 0; b < nb; b++) {
-                if (s->yh) memcpy(s->yh + state_off(s, d, b), w->h + b * hid, sizeof(float) * hid);
-                if (s->yc) memcpy(s->yc + state_off(s, d, b), w->c + b * hid, sizeof(float) * hid);
+                if (s->yh)
+                        memcpy(s->yh + state_off(s, d, b), w->h + b * hid, sizeof(float) * hid);
+                if (s->yc)
+                        memcpy(s->yc + state_off(s, d, b), w->c + b * hid, sizeof(float) * hid);
         }
 }
 
@@ -479,9 +495,11 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
 static bool shape_is(const sl_tensor_t *t, int ndim, int64_t d0, int64_t d1, int64_t d2)
 {
         int64_t want[3] = {d0, d1, d2};
-        if (t->dtype != SL_DT_FLOAT || t->ndim != ndim) return false;
+        if (t->dtype != SL_DT_FLOAT || t->ndim != ndim)
+                return false;
         for (int k = 0; k < ndim; k++)
-                if (want[k] >= 0 && t->dims[k] != want[k]) return false;
+                if (want[k] >= 0 && t->dims[k] != want[k])
+                        return false;
         return true;
 }
 
@@ -509,7 +527,8 @@ static sl_err_t setup(sl_opctx_t *c, cell_t cell, rnn_t *s)
                 return sl_op_fail(c, SL_ERR_MODEL, "bad direction or layout");
         if (parse_acts(c->node, cell, s->ndir, s->act, c->errstr, c->errstr_size))
                 return SL_ERR_UNSUPPORTED;
-        if (!x || !w || !r) return sl_op_fail(c, SL_ERR_MODEL, "X, W and R are required");
+        if (!x || !w || !r)
+                return sl_op_fail(c, SL_ERR_MODEL, "X, W and R are required");
         if (x->dtype != SL_DT_FLOAT || w->dtype != SL_DT_FLOAT || r->dtype != SL_DT_FLOAT)
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "float tensors only (X is %s)",
                                   sl_dtype_name(x->dtype));
@@ -591,16 +610,19 @@ static sl_err_t outputs(sl_opctx_t *c, rnn_t *s)
         }
         yd[3] = sd[2] = s->hid;
         if (sl_op_has_output(c, 0)) {
-                if (!(t = sl_op_output(c, 0, SL_DT_FLOAT, 4, yd))) return SL_ERR_NOMEM;
+                if (!(t = sl_op_output(c, 0, SL_DT_FLOAT, 4, yd)))
+                        return SL_ERR_NOMEM;
                 memset(t->data, 0, t->nbytes);
                 s->y = t->data;
         }
         if (sl_op_has_output(c, 1)) {
-                if (!(t = sl_op_output(c, 1, SL_DT_FLOAT, 3, sd))) return SL_ERR_NOMEM;
+                if (!(t = sl_op_output(c, 1, SL_DT_FLOAT, 3, sd)))
+                        return SL_ERR_NOMEM;
                 s->yh = t->data;
         }
         if (s->cell == CELL_LSTM && sl_op_has_output(c, 2)) {
-                if (!(t = sl_op_output(c, 2, SL_DT_FLOAT, 3, sd))) return SL_ERR_NOMEM;
+                if (!(t = sl_op_output(c, 2, SL_DT_FLOAT, 3, sd)))
+                        return SL_ERR_NOMEM;
                 s->yc = t->data;
         }
         return SL_OK;
@@ -614,7 +636,8 @@ static sl_err_t run_cell(sl_opctx_t *c, cell_t cell)
         int64_t gh, nf;
         float *base;
 
-        if ((err = setup(c, cell, &s)) || (err = outputs(c, &s))) return err;
+        if ((err = setup(c, cell, &s)) || (err = outputs(c, &s)))
+                return err;
         gh = s.ngates * s.hid;
         if (!s.seq || !s.batch) {
                 /* No step runs: the final state is the initial one. */
@@ -622,8 +645,10 @@ static sl_err_t run_cell(sl_opctx_t *c, cell_t cell)
                         for (int64_t b = 0; b < s.batch; b++) {
                                 int64_t o = state_off(&s, d, b);
                                 for (int64_t j = 0; j < s.hid; j++) {
-                                        if (s.yh) s.yh[o + j] = s.h0 ? s.h0[o + j] : 0.0f;
-                                        if (s.yc) s.yc[o + j] = s.c0 ? s.c0[o + j] : 0.0f;
+                                        if (s.yh)
+                                                s.yh[o + j] = s.h0 ? s.h0[o + j] : 0.0f;
+                                        if (s.yc)
+                                                s.yc[o + j] = s.c0 ? s.c0[o + j] : 0.0f;
                                 }
                         }
                 return SL_OK;

@@ -14,8 +14,10 @@
 int sl_read_ints(const sl_tensor_t *t, int64_t *out, int max)
 {
         int64_t n = sl_tensor_numel(t);
-        if (t->dtype != SL_DT_INT64 && t->dtype != SL_DT_INT32) return -1;
-        if (n > max) return -1;
+        if (t->dtype != SL_DT_INT64 && t->dtype != SL_DT_INT32)
+                return -1;
+        if (n > max)
+                return -1;
         for (int64_t i = 0; i < n; i++)
                 out[i] = sl_tensor_get_i64(t, i);
         return (int)n;
@@ -27,14 +29,17 @@ static sl_err_t copy_as(sl_opctx_t *c, const sl_tensor_t *x, int ndim, const int
         if (sl_dims_numel(ndim, dims) != sl_tensor_numel(x))
                 return sl_op_fail(c, SL_ERR_SHAPE, "element count changes (%lld)",
                                   (long long)sl_tensor_numel(x));
-        if (!(y = sl_op_output(c, 0, x->dtype, ndim, dims))) return SL_ERR_NOMEM;
-        if (x->nbytes) memcpy(y->data, x->data, x->nbytes);
+        if (!(y = sl_op_output(c, 0, x->dtype, ndim, dims)))
+                return SL_ERR_NOMEM;
+        if (x->nbytes)
+                memcpy(y->data, x->data, x->nbytes);
         return SL_OK;
 }
 
 sl_err_t sl_op_identity(sl_opctx_t *c)
 {
-        if (!c->in[0]) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!c->in[0])
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         return copy_as(c, c->in[0], c->in[0]->ndim, c->in[0]->dims);
 }
 
@@ -42,13 +47,16 @@ sl_err_t sl_op_dropout(sl_opctx_t *c)
 {
         const sl_tensor_t *x = c->in[0], *tm = sl_op_in(c, 2);
         sl_err_t err;
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if (tm && sl_tensor_numel(tm) == 1 && sl_tensor_get_i64(tm, 0))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "training_mode=true is not supported");
-        if ((err = copy_as(c, x, x->ndim, x->dims))) return err;
+        if ((err = copy_as(c, x, x->ndim, x->dims)))
+                return err;
         if (sl_op_has_output(c, 1)) {
                 sl_tensor_t *mask = sl_op_output_like(c, 1, SL_DT_BOOL, x);
-                if (!mask) return SL_ERR_NOMEM;
+                if (!mask)
+                        return SL_ERR_NOMEM;
                 memset(mask->data, 1, mask->nbytes);
         }
         return SL_OK;
@@ -62,7 +70,8 @@ sl_err_t sl_op_reshape(sl_opctx_t *c)
         int nd, infer = -1;
         bool allowzero = sl_attr_int(c->node, "allowzero", 0) != 0;
 
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if (s) {
                 if ((nd = sl_read_ints(s, dims, SL_MAX_DIMS)) < 0)
                         return sl_op_fail(c, SL_ERR_SHAPE, "shape must be int64 of rank <= %d",
@@ -79,11 +88,13 @@ sl_err_t sl_op_reshape(sl_opctx_t *c)
                         dims[i] = x->dims[i];
                 }
                 if (dims[i] == -1) {
-                        if (infer >= 0) return sl_op_fail(c, SL_ERR_SHAPE, "more than one -1");
+                        if (infer >= 0)
+                                return sl_op_fail(c, SL_ERR_SHAPE, "more than one -1");
                         infer = i;
                         continue;
                 }
-                if (dims[i] < 0) return sl_op_fail(c, SL_ERR_SHAPE, "negative dimension");
+                if (dims[i] < 0)
+                        return sl_op_fail(c, SL_ERR_SHAPE, "negative dimension");
                 known *= dims[i];
         }
         n = sl_tensor_numel(x);
@@ -101,7 +112,8 @@ sl_err_t sl_op_flatten(sl_opctx_t *c)
         const sl_tensor_t *x = c->in[0];
         int ax = x ? sl_axis(sl_attr_int(c->node, "axis", 1), x->ndim, true) : -1;
         int64_t dims[2] = {1, 1};
-        if (ax < 0) return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
+        if (ax < 0)
+                return sl_op_fail(c, SL_ERR_SHAPE, "axis out of range");
         for (int i = 0; i < x->ndim; i++)
                 dims[i < ax ? 0 : 1] *= x->dims[i];
         return copy_as(c, x, 2, dims);
@@ -112,14 +124,18 @@ sl_err_t sl_op_shape(sl_opctx_t *c)
         const sl_tensor_t *x = c->in[0];
         int64_t start = sl_attr_int(c->node, "start", 0), end, n;
         sl_tensor_t *y;
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         end = sl_attr_int(c->node, "end", x->ndim);
-        if (start < 0) start += x->ndim;
-        if (end < 0) end += x->ndim;
+        if (start < 0)
+                start += x->ndim;
+        if (end < 0)
+                end += x->ndim;
         start = start < 0 ? 0 : (start > x->ndim ? x->ndim : start);
         end = end < 0 ? 0 : (end > x->ndim ? x->ndim : end);
         n = end > start ? end - start : 0;
-        if (!(y = sl_op_output(c, 0, SL_DT_INT64, 1, &n))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, SL_DT_INT64, 1, &n)))
+                return SL_ERR_NOMEM;
         for (int64_t i = 0; i < n; i++)
                 ((int64_t *)y->data)[i] = x->dims[start + i];
         return SL_OK;
@@ -128,8 +144,10 @@ sl_err_t sl_op_shape(sl_opctx_t *c)
 sl_err_t sl_op_size(sl_opctx_t *c)
 {
         sl_tensor_t *y;
-        if (!c->in[0]) return sl_op_fail(c, SL_ERR_MODEL, "input required");
-        if (!(y = sl_op_output(c, 0, SL_DT_INT64, 0, NULL))) return SL_ERR_NOMEM;
+        if (!c->in[0])
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!(y = sl_op_output(c, 0, SL_DT_INT64, 0, NULL)))
+                return SL_ERR_NOMEM;
         *(int64_t *)y->data = sl_tensor_numel(c->in[0]);
         return SL_OK;
 }
@@ -139,9 +157,12 @@ static int get_axes(sl_opctx_t *c, int64_t *axes)
 {
         const int64_t *a;
         int n;
-        if (sl_op_in(c, 1)) return sl_read_ints(c->in[1], axes, SL_MAX_DIMS);
-        if ((n = sl_attr_ints(c->node, "axes", &a)) < 0) return -2;
-        if (n > SL_MAX_DIMS) return -1;
+        if (sl_op_in(c, 1))
+                return sl_read_ints(c->in[1], axes, SL_MAX_DIMS);
+        if ((n = sl_attr_ints(c->node, "axes", &a)) < 0)
+                return -2;
+        if (n > SL_MAX_DIMS)
+                return -1;
         memcpy(axes, a, sizeof(int64_t) * (size_t)n);
         return n;
 }
@@ -152,8 +173,10 @@ sl_err_t sl_op_squeeze(sl_opctx_t *c)
         int64_t axes[SL_MAX_DIMS], dims[SL_MAX_DIMS];
         bool drop[SL_MAX_DIMS] = {false};
         int na, nd = 0;
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
-        if ((na = get_axes(c, axes)) == -1) return sl_op_fail(c, SL_ERR_SHAPE, "bad axes");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if ((na = get_axes(c, axes)) == -1)
+                return sl_op_fail(c, SL_ERR_SHAPE, "bad axes");
         for (int i = 0; i < x->ndim; i++)
                 drop[i] = na == -2 && x->dims[i] == 1;
         for (int i = 0; i < na; i++) {
@@ -164,7 +187,8 @@ sl_err_t sl_op_squeeze(sl_opctx_t *c)
                 drop[a] = true;
         }
         for (int i = 0; i < x->ndim; i++)
-                if (!drop[i]) dims[nd++] = x->dims[i];
+                if (!drop[i])
+                        dims[nd++] = x->dims[i];
         return copy_as(c, x, nd, dims);
 }
 
@@ -174,7 +198,8 @@ sl_err_t sl_op_unsqueeze(sl_opctx_t *c)
         int64_t axes[SL_MAX_DIMS], dims[SL_MAX_DIMS];
         bool ins[SL_MAX_DIMS] = {false};
         int na, nd, j = 0;
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if ((na = get_axes(c, axes)) < 0 || x->ndim + na > SL_MAX_DIMS)
                 return sl_op_fail(c, SL_ERR_SHAPE, "bad or missing axes");
         nd = x->ndim + na;
@@ -196,7 +221,8 @@ sl_err_t sl_op_constant(sl_opctx_t *c)
         sl_err_t err;
 
         if ((a = sl_attr_find(c->node, "value")) && a->t) {
-                if ((err = sl_tensor_from_proto(a->t, &tmp, c->errstr, c->errstr_size))) return err;
+                if ((err = sl_tensor_from_proto(a->t, &tmp, c->errstr, c->errstr_size)))
+                        return err;
                 if ((y = sl_op_output_like(c, 0, tmp.dtype, &tmp)) && tmp.nbytes)
                         memcpy(y->data, tmp.data, tmp.nbytes);
                 free(tmp.data);
@@ -219,7 +245,8 @@ sl_err_t sl_op_constant(sl_opctx_t *c)
                 int64_t n = f ? (int64_t)a->n_floats : (int64_t)a->n_ints;
                 if (!(y = sl_op_output(c, 0, f ? SL_DT_FLOAT : SL_DT_INT64, 1, &n)))
                         return SL_ERR_NOMEM;
-                if (n) memcpy(y->data, f ? (void *)a->floats : (void *)a->ints, y->nbytes);
+                if (n)
+                        memcpy(y->data, f ? (void *)a->floats : (void *)a->ints, y->nbytes);
                 return SL_OK;
         }
         return sl_op_fail(c, SL_ERR_UNSUPPORTED, "Constant without a supported value attribute");
@@ -239,7 +266,8 @@ sl_err_t sl_op_constant_of_shape(sl_opctx_t *c)
                 return sl_op_fail(c, SL_ERR_SHAPE, "shape input must be int64, rank <= %d",
                                   SL_MAX_DIMS);
         if (a && a->t) {
-                if ((err = sl_tensor_from_proto(a->t, &val, c->errstr, c->errstr_size))) return err;
+                if ((err = sl_tensor_from_proto(a->t, &val, c->errstr, c->errstr_size)))
+                        return err;
                 if (sl_tensor_numel(&val) != 1) {
                         free(val.data);
                         return sl_op_fail(c, SL_ERR_SHAPE, "value must have one element");
@@ -255,7 +283,8 @@ sl_err_t sl_op_constant_of_shape(sl_opctx_t *c)
                 for (int64_t i = 0; i < n; i++)
                         memcpy((char *)y->data + (size_t)i * esz, val.data, esz);
         }
-        if (val.data != &zero) free(val.data);
+        if (val.data != &zero)
+                free(val.data);
         return y ? SL_OK : SL_ERR_NOMEM;
 }
 
@@ -271,7 +300,8 @@ sl_err_t sl_op_expand(sl_opctx_t *c)
                 return sl_op_fail(c, SL_ERR_SHAPE, "int64 shape input required");
         if (sl_broadcast_shape(x->ndim, x->dims, ns, shp, &nd, dims))
                 return sl_op_fail(c, SL_ERR_SHAPE, "shape is not broadcastable");
-        if (!(y = sl_op_output(c, 0, x->dtype, nd, dims))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, x->dtype, nd, dims)))
+                return SL_ERR_NOMEM;
         sl_broadcast_strides(x, nd, dims, st);
         esz = sl_dtype_size(x->dtype);
         n = sl_tensor_numel(y);
@@ -299,10 +329,13 @@ sl_err_t sl_op_range(sl_opctx_t *c)
         start = sl_tensor_get_f64(s, 0);
         limit = sl_tensor_get_f64(l, 0);
         delta = sl_tensor_get_f64(d, 0);
-        if (delta == 0) return sl_op_fail(c, SL_ERR_SHAPE, "delta is 0");
+        if (delta == 0)
+                return sl_op_fail(c, SL_ERR_SHAPE, "delta is 0");
         n = (int64_t)ceil((limit - start) / delta);
-        if (n < 0) n = 0;
-        if (!(y = sl_op_output(c, 0, s->dtype, 1, &n))) return SL_ERR_NOMEM;
+        if (n < 0)
+                n = 0;
+        if (!(y = sl_op_output(c, 0, s->dtype, 1, &n)))
+                return SL_ERR_NOMEM;
         for (int64_t i = 0; i < n; i++) {
                 if (sl_dtype_is_float(s->dtype))
                         sl_tensor_set_f64(y, i, start + (double)i * delta);

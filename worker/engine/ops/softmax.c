@@ -54,7 +54,8 @@ static sl_err_t softmax(sl_opctx_t *c, int kind)
         if ((ax = sl_axis(axis, x->ndim, coerce)) < 0 && x->ndim > 0)
                 return sl_op_fail(c, SL_ERR_SHAPE, "axis %lld out of range for rank %d",
                                   (long long)axis, x->ndim);
-        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x)))
+                return SL_ERR_NOMEM;
         if (x->ndim == 0) {
                 ((float *)y->data)[0] = kind == SM_LOG ? 0.0f : 1.0f;
                 return SL_OK;

@@ -35,14 +35,16 @@ static sl_err_t unary(sl_opctx_t *c, ufn_t fn, const uparams_t *p, bool float_on
 {
         const sl_tensor_t *x = c->in[0];
         sl_tensor_t *y;
-        if (c->n_in < 1 || !x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (c->n_in < 1 || !x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if (float_only ? !sl_dtype_is_float(x->dtype)
                        : (!sl_dtype_size(x->dtype) || x->dtype == SL_DT_BOOL))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "type %s not supported",
                                   sl_dtype_name(x->dtype));
         if (x->dtype == SL_DT_FLOAT16)
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "float16 not supported");
-        if (!(y = sl_op_output_like(c, 0, x->dtype, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, x->dtype, x)))
+                return SL_ERR_NOMEM;
         apply(x, y, fn, p);
         return SL_OK;
 }
@@ -138,7 +140,8 @@ sl_err_t sl_op_relu(sl_opctx_t *c)
                 int64_t n = sl_tensor_numel(x);
                 const float *a = x->data;
                 float *o;
-                if (!y) return SL_ERR_NOMEM;
+                if (!y)
+                        return SL_ERR_NOMEM;
                 o = y->data;
                 for (int64_t i = 0; i < n; i++)
                         o[i] = a[i] > 0 ? a[i] : 0.0f;
@@ -207,10 +210,13 @@ sl_err_t sl_op_clip(sl_opctx_t *c)
                 p.alpha = sl_attr_float(c->node, "min", -INFINITY);
                 p.beta = sl_attr_float(c->node, "max", INFINITY);
         } else {
-                if (lo && sl_tensor_numel(lo) >= 1) p.alpha = sl_tensor_get_f64(lo, 0);
-                if (hi && sl_tensor_numel(hi) >= 1) p.beta = sl_tensor_get_f64(hi, 0);
+                if (lo && sl_tensor_numel(lo) >= 1)
+                        p.alpha = sl_tensor_get_f64(lo, 0);
+                if (hi && sl_tensor_numel(hi) >= 1)
+                        p.beta = sl_tensor_get_f64(hi, 0);
         }
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         return unary(c, f_clip, &p, false);
 }
 
@@ -221,7 +227,8 @@ sl_err_t sl_op_not(sl_opctx_t *c)
         int64_t n;
         if (!x || x->dtype != SL_DT_BOOL)
                 return sl_op_fail(c, SL_ERR_DATATYPE, "Not needs a bool input");
-        if (!(y = sl_op_output_like(c, 0, SL_DT_BOOL, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, SL_DT_BOOL, x)))
+                return SL_ERR_NOMEM;
         n = sl_tensor_numel(x);
         for (int64_t i = 0; i < n; i++)
                 ((uint8_t *)y->data)[i] = !((const uint8_t *)x->data)[i];
@@ -237,7 +244,8 @@ static sl_err_t classify(sl_opctx_t *c, bool inf)
         int neg = (int)sl_attr_int(c->node, "detect_negative", 1);
         if (!x || !sl_dtype_is_float(x->dtype) || x->dtype == SL_DT_FLOAT16)
                 return sl_op_fail(c, SL_ERR_DATATYPE, "float input required");
-        if (!(y = sl_op_output_like(c, 0, SL_DT_BOOL, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, SL_DT_BOOL, x)))
+                return SL_ERR_NOMEM;
         n = sl_tensor_numel(x);
         for (int64_t i = 0; i < n; i++) {
                 double v = sl_tensor_get_f64(x, i);
@@ -262,12 +270,14 @@ static sl_err_t cast_to(sl_opctx_t *c, sl_dtype_t to)
         const sl_tensor_t *x = c->in[0];
         sl_tensor_t *y;
         int64_t n;
-        if (!x) return sl_op_fail(c, SL_ERR_MODEL, "input required");
+        if (!x)
+                return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if (!sl_dtype_size(to) || to == SL_DT_FLOAT16 || !sl_dtype_size(x->dtype) ||
             x->dtype == SL_DT_FLOAT16)
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "cast %s to %s not supported",
                                   sl_dtype_name(x->dtype), sl_dtype_name(to));
-        if (!(y = sl_op_output_like(c, 0, to, x))) return SL_ERR_NOMEM;
+        if (!(y = sl_op_output_like(c, 0, to, x)))
+                return SL_ERR_NOMEM;
         n = sl_tensor_numel(x);
         if (x->dtype == to) {
                 memcpy(y->data, x->data, x->nbytes);
@@ -288,6 +298,7 @@ sl_err_t sl_op_cast(sl_opctx_t *c)
 
 sl_err_t sl_op_cast_like(sl_opctx_t *c)
 {
-        if (!sl_op_in(c, 1)) return sl_op_fail(c, SL_ERR_MODEL, "target_type input required");
+        if (!sl_op_in(c, 1))
+                return sl_op_fail(c, SL_ERR_MODEL, "target_type input required");
         return cast_to(c, c->in[1]->dtype);
 }
