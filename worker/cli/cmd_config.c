@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "conf/conf.h"
+#include "stream/stream.h"
 
 static void usage(FILE *fp)
 {
@@ -28,6 +29,12 @@ static int check(const char *path)
 
         if ((err = sl_conf_load(&conf, path, errstr, sizeof(errstr)))) {
                 fprintf(stderr, "sluice config: %s\n", errstr);
+                return 1;
+        }
+        /* librdkafka judges its own properties, as the worker's start-up will. */
+        if ((err = sl_worker_conf_check(&conf, errstr, sizeof(errstr)))) {
+                fprintf(stderr, "sluice config: %s\n", errstr);
+                sl_conf_cleanup(&conf);
                 return 1;
         }
         printf("# %s: valid; effective settings (default < file < environment)\n", path);

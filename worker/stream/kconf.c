@@ -116,6 +116,18 @@ fail:
         return NULL;
 }
 
+sl_err_t sl_worker_conf_check(const sl_conf_t *conf, char *errstr, size_t errstr_size)
+{
+        sl_worker_t w = {.conf = conf};
+        rd_kafka_conf_t *kc;
+        for (int consumer = 0; consumer < 2; consumer++) {
+                if (!(kc = conf_build(&w, consumer, errstr, errstr_size)))
+                        return SL_ERR_CONFIG;
+                rd_kafka_conf_destroy(kc);
+        }
+        return SL_OK;
+}
+
 sl_err_t sl_stream_clients_new(sl_worker_t *w, char *errstr, size_t errstr_size)
 {
         rd_kafka_conf_t *cc = NULL, *pc = NULL;

@@ -39,6 +39,13 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, const sl_repo_t *repo, const sl_co
                        sl_worker_t **workerp, char *errstr, size_t errstr_size);
 
 /**
+ * @brief Check the librdkafka properties of \p conf the way sl_worker_new()
+ *        applies them, without creating clients or connecting.
+ * @returns SL_OK or SL_ERR_CONFIG ("FILE:LINE: kafka property NAME: librdkafka's message").
+ */
+sl_err_t sl_worker_conf_check(const sl_conf_t *conf, char *errstr, size_t errstr_size);
+
+/**
  * @brief Serve until sl_worker_stop(), then drain: finish the batches in
  *        flight, flush the producer, commit, publish a last metrics record,
  *        and leave the group (all within conf->shutdown_timeout_ms).
