@@ -94,3 +94,28 @@ def test_scale_1_2_3_1_while_streaming(bootstrap, tmp_path):
     assert all(v >= 1 for v in served.values()), served  # every replica got partitions
     # At most the batches in flight at each of the 4 rebalances (32 per batch).
     assert s["duplicates"] <= 4 * 32 * 6, s
+
+
+def test_exactly_once_kill9_no_duplicates(bootstrap, tmp_path):
+    """delivery.guarantee = exactly_once: kill -9 at random points; a read_committed reader
+    (librdkafka's default, as `sluice collect`) sees every id exactly once."""
+    n = 15000
+    t = make_topics()
+    cfg = worker_config(tmp_path / "w.cfg", bootstrap, t, kafka=FAST_GROUP,
+                        extra='delivery: { guarantee = "exactly_once"; };')
+    rnd = random.Random(11)
+    w = start_worker(cfg, tmp_path / "w0.log")
+    assert "transactional.id=sluice-it-worker" in w.log_text()
+    p = produce(bootstrap, t["requests"], n, 2500)
+    for i in range(3):
+        time.sleep(rnd.uniform(0.5, 2.0))
+        w.proc.send_signal(signal.SIGKILL)
+        w.proc.wait()
+        w = start_worker(cfg, tmp_path / f"w{i + 1}.log")
+    assert p.wait(120) == 0, p.stdout.read()
+    s = collect(bootstrap, t["responses"], n, timeout_ms=240000)
+    assert w.stop() == 0, w.log_text()[-3000:]
+    print(f"exactly-once, kill -9 x3: {s['unique']} unique of {n}, {s['duplicates']} duplicates "
+          f"(read_committed)")
+    assert s["unique"] == n, s
+    assert s["duplicates"] == 0, s

@@ -234,7 +234,8 @@ static sl_err_t walk_root(sl_conf_t *conf, const config_setting_t *root, const c
  */
 static void warn_unknown_env(void)
 {
-        static const char *const groups[] = {"WORKER_", "BATCH_", "TOPICS_", "CODEC_", "HTTP_"};
+        static const char *const groups[] = {"WORKER_", "BATCH_",    "TOPICS_",
+                                             "CODEC_",  "DELIVERY_", "HTTP_"};
         size_t plen = strlen(SL_CONF_ENV_PREFIX), g;
         char name[128], env[128];
 

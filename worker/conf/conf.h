@@ -88,6 +88,10 @@ typedef struct sl_conf_s {
         int response_schema_id;
         int dead_letter_schema_id;
         int metrics_schema_id;
+        /* delivery */
+        char *delivery_guarantee; /**< "at_least_once" or "exactly_once" */
+        char *delivery_transactional_id;
+        int delivery_transaction_interval_ms;
         /* http */
         int http_port; /**< 0 = no HTTP server */
         char *http_bind_address;

@@ -12,6 +12,7 @@
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
 static const char *const framings[] = {"raw", "confluent", NULL};
+static const char *const guarantees[] = {"at_least_once", "exactly_once", NULL};
 
 #define OFF(field) offsetof(sl_conf_t, field)
 #define ROW_INT(p, field, d, lo, hi, text)                                                         \
@@ -85,6 +86,18 @@ const sl_conf_setting_t sl_conf_settings[] = {
             "Schema id of DeadLetter."),
     ROW_INT("codec.metrics_schema_id", metrics_schema_id, "4", 0, SCHEMA_ID_MAX,
             "Schema id of WorkerMetrics."),
+    ROW_ENUM("delivery.guarantee", delivery_guarantee, "at_least_once", guarantees,
+             "`at_least_once`: an input offset is committed only after its outputs are "
+             "acknowledged (a crash can repeat outputs). `exactly_once`: outputs and input "
+             "offsets commit in one Kafka transaction (readers use "
+             "`isolation.level=read_committed`)."),
+    ROW_STR("delivery.transactional_id", delivery_transactional_id, "auto",
+            "`exactly_once` only: the producer's `transactional.id`; it must be stable for a "
+            "replica and unique across replicas (zombie fencing). `auto` = \"sluice-\" + "
+            "`worker.id`."),
+    ROW_INT("delivery.transaction_interval_ms", delivery_transaction_interval_ms, "100", 1, 60000,
+            "`exactly_once` only: how often the open transaction is committed (ms); outputs "
+            "become visible to read_committed readers at that pace."),
     ROW_INT("http.port", http_port, "0", 0, 65535,
             "Port of the HTTP endpoints `/metrics` (Prometheus), `/healthz` and `/readyz`; 0 = "
             "no HTTP server. The Kubernetes manifests set 9100."),
@@ -407,8 +420,8 @@ static void consider(const char *name, const char *cand, const char **best, int 
 
 const char *sl_conf_suggest(const char *name)
 {
-        static const char *const roots[] = {"worker", "batch", "topics",          "codec",
-                                            "http",   "kafka", "kafka_properties"};
+        static const char *const roots[] = {"worker", "batch",    "topics", "codec",
+                                            "http",   "delivery", "kafka",  "kafka_properties"};
         const char *best = NULL;
         int best_d = 1000;
         int limit = strlen(name) >= 12 ? 3 : 2;

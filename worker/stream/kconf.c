@@ -100,6 +100,19 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
                         errstr, errstr_size))
                         goto fail;
         }
+        if (consumer && w->eos) {
+                /* Offsets travel in the transaction; requests from transactional
+                 * producers are read once committed. */
+                if ((!user_has(conf, "isolation.level") &&
+                     set(kc, "isolation.level", "read_committed", "default", errstr,
+                         errstr_size)) ||
+                    set(kc, "enable.auto.commit", "false", "exactly_once", errstr, errstr_size))
+                        goto fail;
+        } else if (!consumer && w->eos) {
+                if (set(kc, "transactional.id", w->txn_id, "delivery.transactional_id", errstr,
+                        errstr_size))
+                        goto fail;
+        }
         if (consumer) {
                 if (set(kc, "enable.auto.offset.store", "false", "sluice", errstr, errstr_size))
                         goto fail;

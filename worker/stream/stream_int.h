@@ -110,10 +110,20 @@ struct sl_worker_s {
         _Atomic int n_assigned;      /* partitions assigned now */
         _Atomic int draining;
         int64_t window_answered; /* responses acknowledged in this metrics window */
+
+        /* exactly_once (txn.c) */
+        int eos;
+        char txn_id[512];
+        int txn_open, txn_failed;
+        int64_t next_txn_us, txn_commits, txn_aborts;
 };
 
 /* kconf.c: librdkafka clients from the config */
 sl_err_t sl_stream_clients_new(sl_worker_t *w, char *errstr, size_t errstr_size);
+
+/* txn.c: exactly-once */
+sl_err_t sl_stream_txn_init(sl_worker_t *w, char *errstr, size_t errstr_size);
+sl_err_t sl_stream_txn_commit(sl_worker_t *w, int begin_next, int lost);
 
 /* track.c: partitions, in-flight messages, offsets, delivery */
 part_t *sl_stream_part_get(sl_worker_t *w, const char *topic, int32_t partition, int create);

@@ -103,7 +103,8 @@ void sl_stream_parts_advance(sl_worker_t *w, part_t *p)
                 inf->next = w->free_inflight;
                 w->free_inflight = inf;
         }
-        if (last < 0 || !p->assigned)
+        /* exactly_once: positions go in the transaction instead (txn.c). */
+        if (last < 0 || !p->assigned || w->eos)
                 return;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = last + 1;
@@ -161,6 +162,16 @@ void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque
         inflight_t *inf = msg->_private;
         (void)rk;
 
+        if (msg->err && w->eos) {
+                /* Part of a transaction: producing again would not make it count. The
+                 * transaction aborts at its commit and the inputs are consumed again. */
+                SL_LOG(SL_LOG_WARNING, "PRODUCE", "delivery to %s failed in a transaction: %s",
+                       rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
+                w->txn_failed = 1;
+                if (inf && --inf->pending == 0 && inf->finished)
+                        sl_stream_parts_advance(w, inf->part);
+                return;
+        }
         if (msg->err) {
                 rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
                 void *value = malloc(msg->len ? msg->len : 1);

@@ -19,9 +19,15 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, const sl_repo_t *repo, const sl_co
         w->repo = repo;
         w->codec = codec;
         w->inflight_max = INFLIGHT_MAX_DEFAULT;
+        w->eos = !strcmp(conf->delivery_guarantee, "exactly_once");
+        if (!strcmp(conf->delivery_transactional_id, "auto"))
+                sl_strfmt(w->txn_id, sizeof(w->txn_id), "sluice-%s", conf->worker_id);
+        else
+                sl_strfmt(w->txn_id, sizeof(w->txn_id), "%s", conf->delivery_transactional_id);
         if ((err = sl_stream_batches_init(w, errstr, errstr_size)) ||
             (err = sl_stream_obs_init(w, errstr, errstr_size)) ||
-            (err = sl_stream_clients_new(w, errstr, errstr_size))) {
+            (err = sl_stream_clients_new(w, errstr, errstr_size)) ||
+            (w->eos && (err = sl_stream_txn_init(w, errstr, errstr_size)))) {
                 sl_worker_destroy(w);
                 return err;
         }
@@ -37,10 +43,15 @@ void sl_worker_stop(sl_worker_t *w)
 /* Drain what the revoked partitions have in flight, then commit, before they go. */
 static void drain_revoked(sl_worker_t *w, rd_kafka_topic_partition_list_t *parts, int lost)
 {
-        sl_stream_flush_due(w, 0, 1);
-        rd_kafka_flush(w->producer, w->conf->shutdown_timeout_ms);
-        if (!lost)
-                sl_stream_commit(w, 1);
+        if (w->eos) {
+                /* Their outputs and positions commit together now (or abort if lost). */
+                sl_stream_txn_commit(w, !w->stop, lost);
+        } else {
+                sl_stream_flush_due(w, 0, 1);
+                rd_kafka_flush(w->producer, w->conf->shutdown_timeout_ms);
+                if (!lost)
+                        sl_stream_commit(w, 1);
+        }
         for (int i = 0; i < parts->cnt; i++) {
                 part_t *p =
                     sl_stream_part_get(w, parts->elems[i].topic, parts->elems[i].partition, 0);
@@ -169,6 +180,8 @@ sl_err_t sl_worker_run(sl_worker_t *w)
                 if (!w->inflight_cnt)
                         atomic_store(&w->progress_us, now); /* nothing owed: not stuck */
                 sl_obs_gauge_set(w->obs->in_flight, (double)w->inflight_cnt);
+                if (w->eos && now >= w->next_txn_us)
+                        sl_stream_txn_commit(w, 1, 0);
                 sl_stream_flush_due(w, now, 0);
                 sl_stream_backpressure(w);
                 if (now >= w->next_metrics_us) {
@@ -185,16 +198,21 @@ sl_err_t sl_worker_run(sl_worker_t *w)
         while (w->inflight_cnt && sl_now_us() < drain_end && !w->fatal)
                 rd_kafka_poll(w->producer, 50);
         sl_stream_metrics_publish(w); /* the last window, with every latency acknowledged */
+        if (w->eos)
+                sl_stream_txn_commit(w, 0, 0);
         rd_kafka_flush(w->producer, 2000);
         err = w->fatal ? SL_ERR_KAFKA : w->inflight_cnt ? SL_ERR_TIMEOUT : SL_OK;
         if (err == SL_ERR_TIMEOUT)
                 SL_LOG(SL_LOG_WARNING, "WORKER",
                        "drain timed out with %zu message(s) unacknowledged: left uncommitted",
                        w->inflight_cnt);
-        sl_stream_commit(w, 1);
+        if (!w->eos)
+                sl_stream_commit(w, 1);
         rd_kafka_consumer_close(w->consumer);
-        SL_LOG(SL_LOG_NOTICE, "WORKER", "stopped: dead_letters_total=%lld retries=%lld",
-               (long long)w->dead_letters_total, (long long)w->produce_retries);
+        SL_LOG(SL_LOG_NOTICE, "WORKER",
+               "stopped: dead_letters_total=%lld retries=%lld transactions=%lld aborted=%lld",
+               (long long)w->dead_letters_total, (long long)w->produce_retries,
+               (long long)w->txn_commits, (long long)w->txn_aborts);
         return err;
 }
 
