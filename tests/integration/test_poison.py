@@ -103,7 +103,8 @@ def run_table(bootstrap, tmp_path, cases, framing_prefix=b"", codec=""):
             ("x-tenant", b"acme")]
     for i, (name, value, _, _) in enumerate(cases):
         p.produce(t["requests"], key=f"bad-{i}", value=value, headers=hdrs)
-        p.produce(t["requests"], key="good", value=framing_prefix + encode(request(f"good-{i:03d}")))
+        p.produce(t["requests"], key="good", headers=hdrs,
+                  value=framing_prefix + encode(request(f"good-{i:03d}")))
     assert p.flush(30) == 0
     n_bad = len(cases)
     n_err = sum(1 for c in cases if c[3])
@@ -132,6 +133,11 @@ def run_table(bootstrap, tmp_path, cases, framing_prefix=b"", codec=""):
     rs = schema("inference_response")
     decoded = [(m, fastavro.schemaless_reader(io.BytesIO(m.value()[skip:]), rs)) for m in resps]
     good = [r["id"] for m, r in decoded if m.key() == b"good"]
+    for m, r in decoded:
+        h = dict(m.headers() or [])
+        # worker.pass_headers (default: W3C trace context) is copied; other headers are not.
+        assert h["traceparent"] == hdrs[0][1] and "x-tenant" not in h, h
+        assert h["model-name"] == (b"fashion_cnn" if m.key() == b"good" else h["model-name"])
     assert good == [f"good-{i:03d}" for i in range(n_bad)], good  # all answered, in order
     errors = {r["id"]: r["result"] for _, r in decoded if "code" in r["result"]}
     for name, _, code, rid in cases:

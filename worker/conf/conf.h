@@ -72,6 +72,8 @@ typedef struct sl_conf_s {
         int top_k;        /**< classes in each response (0 = none) */
         int metrics_interval_ms;
         int shutdown_timeout_ms; /**< SIGTERM drain budget */
+        size_t n_pass_headers;
+        char *pass_headers[SL_CONF_MAX_TOPICS]; /**< request headers copied to responses */
         /* batch */
         int batch_max_size;
         int batch_max_wait_ms;

@@ -64,8 +64,17 @@ const sl_conf_setting_t sl_conf_settings[] = {
      .def = "sluice.requests",
      .offset = OFF(request_topics),
      .count_offset = OFF(n_request_topics),
+     .min = 1,
      .desc = "Topics the consumer group reads InferenceRequest records from (environment: "
              "comma-separated)."},
+    {.path = "worker.pass_headers",
+     .type = SL_CONF_T_STRLIST,
+     .def = "traceparent,tracestate",
+     .offset = OFF(pass_headers),
+     .count_offset = OFF(n_pass_headers),
+     .min = 0,
+     .desc = "Request headers copied onto the response (W3C trace context by default; `[]` = "
+             "none). `model-name` and `model-version` are always stamped."},
     ROW_STR("topics.responses", response_topic, "sluice.responses",
             "Topic of the InferenceResponse records."),
     ROW_STR("topics.dead_letters", dead_letter_topic, "sluice.dead-letters",
@@ -220,9 +229,9 @@ sl_err_t sl_conf_set_strlist(sl_conf_t *conf, const sl_conf_setting_t *row,
         size_t i;
 
         SL_ASSERT(row->type == SL_CONF_T_STRLIST);
-        if (n < 1 || n > SL_CONF_MAX_TOPICS) {
-                sl_strfmt(errstr, errstr_size, "%s: %s: %zu entries, expected 1..%d", where,
-                          row->path, n, SL_CONF_MAX_TOPICS);
+        if (n < (size_t)row->min || n > SL_CONF_MAX_TOPICS) {
+                sl_strfmt(errstr, errstr_size, "%s: %s: %zu entries, expected %lld..%d", where,
+                          row->path, n, (long long)row->min, SL_CONF_MAX_TOPICS);
                 goto done;
         }
         for (i = 0; i < n; i++) {
@@ -477,7 +486,8 @@ void sl_conf_write_reference(FILE *fp)
                 else if (row->allowed)
                         join_allowed(row->allowed, ", ", range, sizeof(range));
                 else if (row->type == SL_CONF_T_STRLIST)
-                        sl_strfmt(range, sizeof(range), "1 .. %d entries", SL_CONF_MAX_TOPICS);
+                        sl_strfmt(range, sizeof(range), "%lld .. %d entries", (long long)row->min,
+                                  SL_CONF_MAX_TOPICS);
                 else
                         sl_strfmt(range, sizeof(range), "non-empty");
                 fprintf(fp, "| `%s` | %s | ", row->path, type_doc(row));
@@ -485,9 +495,16 @@ void sl_conf_write_reference(FILE *fp)
                         fprintf(fp, "(%s)", row->def_doc);
                 else if (row->type == SL_CONF_T_INT)
                         fprintf(fp, "`%s`", row->def);
-                else if (row->type == SL_CONF_T_STRLIST)
-                        fprintf(fp, "`[\"%s\"]`", row->def);
-                else
+                else if (row->type == SL_CONF_T_STRLIST) {
+                        /* "a,b" -> ["a", "b"] */
+                        fputs("`[\"", fp);
+                        for (const char *c = row->def; *c; c++)
+                                if (*c == ',')
+                                        fputs("\", \"", fp);
+                                else
+                                        fputc(*c, fp);
+                        fputs("\"]`", fp);
+                } else
                         fprintf(fp, "`\"%s\"`", row->def);
                 fprintf(fp, " | %s | `%s` | %s |\n", range, env, row->desc);
         }

@@ -95,19 +95,19 @@ static batch_t *batch_find(sl_worker_t *w, const sl_repo_model_t *m)
         return NULL;
 }
 
-/* Copy request headers worth keeping (W3C trace context) and stamp the model. */
-static rd_kafka_headers_t *response_headers(const rd_kafka_message_t *msg, const char *model,
-                                            const char *version)
+/* Copy the allowed request headers (worker.pass_headers) and stamp the model. */
+static rd_kafka_headers_t *response_headers(const sl_conf_t *conf, const rd_kafka_message_t *msg,
+                                            const char *model, const char *version)
 {
-        static const char *passed[] = {"traceparent", "tracestate"};
         rd_kafka_headers_t *in = NULL, *out = rd_kafka_headers_new(4);
 
         if (!rd_kafka_message_headers(msg, &in)) {
-                for (size_t i = 0; i < sizeof(passed) / sizeof(*passed); i++) {
+                for (size_t i = 0; i < conf->n_pass_headers; i++) {
+                        const char *name = conf->pass_headers[i];
                         const void *v;
                         size_t len;
-                        if (!rd_kafka_header_get_last(in, passed[i], &v, &len))
-                                rd_kafka_header_add(out, passed[i], -1, v, (ssize_t)len);
+                        if (!rd_kafka_header_get_last(in, name, &v, &len))
+                                rd_kafka_header_add(out, name, -1, v, (ssize_t)len);
                 }
         }
         if (model)
@@ -131,7 +131,8 @@ static void publish_response(sl_worker_t *w, const rd_kafka_message_t *msg, infl
                 return;
         }
         sl_stream_produce(w, w->conf->response_topic, msg->key, msg->key_len, buf, len,
-                          response_headers(msg, resp->model_name, resp->model_version), inf);
+                          response_headers(w->conf, msg, resp->model_name, resp->model_version),
+                          inf);
 }
 
 void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
