@@ -81,8 +81,8 @@ static void test_versions_and_labels(void **state)
         sl_repo_t *repo = NULL;
         const sl_repo_model_t *m;
         (void)state;
-        add_model("m", "2", "top_k = 2;\noutput_kind = \"logits\";\n");
-        add_model("m", "10", "top_k = 2;\noutput_kind = \"logits\";\n");
+        add_model("m", "2", "top_k = 2;\noutput_kind = \"logits\";\nversion_policy = \"all\";\n");
+        add_model("m", "10", "top_k = 2;\noutput_kind = \"logits\";\nversion_policy = \"all\";\n");
         snprintf(path, sizeof(path), "%s/m/labels.txt", root);
         write_file(path, "zero\n\ntwo\n3\n4\n5\n6\n7\n8\nnine\n");
         assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_OK);
@@ -95,6 +95,92 @@ static void test_versions_and_labels(void **state)
         assert_int_equal(m->n_labels, 10); /* an empty line still names class 1 */
         assert_string_equal(m->labels[2], "two");
         assert_int_equal(m->top_k, 2);
+        sl_repo_destroy(repo);
+}
+
+/* Version policies (Triton's): latest N (default 1), all, specific. */
+static void test_version_policy(void **state)
+{
+        char errstr[512];
+        sl_repo_t *repo = NULL;
+        (void)state;
+        add_model("m", "1", "");
+        add_model("m", "2", "");
+        add_model("m", "3", "");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_OK);
+        assert_int_equal(sl_repo_count(repo), 1);
+        assert_string_equal(sl_repo_get(repo, 0)->version, "3");
+        sl_repo_destroy(repo);
+
+        add_model("m", "1", "num_versions = 2;\n");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_OK);
+        assert_int_equal(sl_repo_count(repo), 2);
+        assert_string_equal(sl_repo_get(repo, 0)->version, "2");
+        sl_repo_destroy(repo);
+
+        add_model("m", "1", "version_policy = \"specific\";\nversions = [1, 3, 9];\n");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_OK);
+        assert_int_equal(sl_repo_count(repo), 2);
+        assert_string_equal(sl_repo_get(repo, 0)->version, "1");
+        assert_string_equal(sl_repo_get(repo, 1)->version, "3");
+        sl_repo_destroy(repo);
+
+        add_model("m", "1", "version_policy = \"specific\";\n");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_ERR_CONFIG);
+        assert_non_null(strstr(errstr, "needs versions"));
+}
+
+/* Live reload: a new version is planned and swapped in; a broken one is remembered. */
+static void test_plan_reload(void **state)
+{
+        char errstr[512], path[1024];
+        sl_repo_t *repo = NULL;
+        sl_repo_plan_t plan;
+        sl_repo_model_t *m = NULL;
+        (void)state;
+        add_model("m", "1", "");
+        assert_int_equal(sl_repo_open(root, &repo, errstr, sizeof(errstr)), SL_OK);
+        assert_int_equal(sl_repo_plan(repo, &plan, errstr, sizeof(errstr)), SL_OK);
+        assert_int_equal(plan.n_add + plan.n_remove, 0); /* nothing changed */
+        sl_repo_plan_cleanup(&plan);
+
+        add_model("m", "2", "");
+        snprintf(path, sizeof(path), "mkdir -p %s/m/3 && echo broken > %s/m/3/model.onnx", root,
+                 root);
+        assert_int_equal(system(path), 0);
+        assert_int_equal(sl_repo_plan(repo, &plan, errstr, sizeof(errstr)), SL_OK);
+        assert_int_equal(plan.n_add, 1); /* latest 1: version 3 */
+        assert_int_equal(plan.add[0].version, 3);
+        assert_int_equal(plan.n_remove, 1);
+        assert_int_equal(sl_repo_load(repo, "m", 3, &m, errstr, sizeof(errstr)), SL_ERR_MODEL);
+        assert_non_null(strstr(errstr, "m/3/model.onnx"));
+        sl_repo_plan_cleanup(&plan);
+
+        /* 3 failed: the plan now wants 2 instead, and drops 1. */
+        assert_int_equal(sl_repo_plan(repo, &plan, errstr, sizeof(errstr)), SL_OK);
+        assert_int_equal(plan.n_add, 1);
+        assert_int_equal(plan.add[0].version, 2);
+        assert_int_equal(plan.n_remove, 1);
+        assert_string_equal(plan.remove[0]->version, "1");
+        assert_int_equal(sl_repo_load(repo, "m", 2, &m, errstr, sizeof(errstr)), SL_OK);
+        assert_int_equal(sl_repo_insert(repo, m), SL_OK);
+        assert_string_equal(sl_repo_find(repo, "m", NULL)->version, "2");
+        {
+                sl_repo_model_t *old = (sl_repo_model_t *)plan.remove[0];
+                sl_repo_detach(repo, old);
+                sl_repo_model_destroy(old);
+        }
+        sl_repo_plan_cleanup(&plan);
+        assert_int_equal(sl_repo_count(repo), 1);
+        assert_true(sl_repo_bytes(repo) > 1000000);
+
+        /* The model folder removed: its versions go. */
+        snprintf(path, sizeof(path), "rm -rf %s/m", root);
+        assert_int_equal(system(path), 0);
+        assert_int_equal(sl_repo_plan(repo, &plan, errstr, sizeof(errstr)), SL_OK);
+        assert_int_equal(plan.n_add, 0);
+        assert_int_equal(plan.n_remove, 1);
+        sl_repo_plan_cleanup(&plan);
         sl_repo_destroy(repo);
 }
 
@@ -167,6 +253,8 @@ int main(void)
                                             remove_root),
             cmocka_unit_test_setup_teardown(test_versions_and_labels, make_root, remove_root),
             cmocka_unit_test_setup_teardown(test_labels_count_checked, make_root, remove_root),
+            cmocka_unit_test_setup_teardown(test_version_policy, make_root, remove_root),
+            cmocka_unit_test_setup_teardown(test_plan_reload, make_root, remove_root),
             cmocka_unit_test_setup_teardown(test_warm_up_catches_unrunnable_model, make_root,
                                             remove_root),
             cmocka_unit_test(test_top_k),

@@ -1,5 +1,5 @@
 /* Model repository: <root>/<name>/{config.cfg,labels.txt,<version>/model.onnx}. */
-#include "repo.h"
+#include "repo_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,55 +10,37 @@
 #include <string.h>
 #include <sys/stat.h>
 
-struct sl_repo_s {
-        size_t cnt, size;
-        sl_repo_model_t **models; /* sorted by name, then version number */
-};
-
-static int is_dir(const char *path)
+int repo_is_dir(const char *path)
 {
         struct stat st;
         return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int is_file(const char *path)
+int repo_is_file(const char *path)
 {
         struct stat st;
         return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* A version folder is a positive integer, as in Triton and TF Serving. */
-static int version_number(const char *s, int64_t *out)
+int repo_version_number(const char *s, int64_t *out)
 {
         if (!*s || *s == '0' || strspn(s, "0123456789") != strlen(s))
                 return -1;
         return sl_parse_i64(s, out);
 }
 
-/*
- * Is \p dir a model folder? One with a config.cfg or a <version>/model.onnx
- * (Triton needs no config either); other folders, e.g. of scripts, are not.
- */
-static int has_version(const char *dir)
+int repo_file_stat(const char *path, int64_t *mtime_ns, int64_t *size)
 {
-        DIR *d = opendir(dir);
-        struct dirent *e;
-        int found = 0;
-        int64_t ver;
-        if (!d)
-                return 0;
-        while (!found && (e = readdir(d))) {
-                char path[4400];
-                if (version_number(e->d_name, &ver))
-                        continue;
-                sl_strfmt(path, sizeof(path), "%s/%s/model.onnx", dir, e->d_name);
-                found = is_file(path);
-        }
-        closedir(d);
-        return found;
+        struct stat st;
+        if (stat(path, &st))
+                return -1;
+        *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        *size = (int64_t)st.st_size;
+        return 0;
 }
 
-static void model_free(sl_repo_model_t *m)
+void repo_model_free(sl_repo_model_t *m)
 {
         if (!m)
                 return;
@@ -103,15 +85,6 @@ static sl_err_t labels_load(sl_repo_model_t *m, const char *path, char *errstr, 
         free(buf);
         return err;
 }
-
-/* What config.cfg can set (defaults in model_dir_load()). */
-typedef struct model_settings_s {
-        int max_batch_size;
-        int top_k; /* -1 = the worker's */
-        int allow_non_finite;
-        sl_output_kind_t kind;
-        char labels_file[256];
-} model_settings_t;
 
 static int expect_type(const config_setting_t *s, int type, const char *what, const char *path,
                        char *errstr, size_t errstr_size)
@@ -165,6 +138,60 @@ static sl_err_t model_config_read(const char *path, model_settings_t *ms, char *
                                 goto done;
                         }
                         *(lo ? &ms->max_batch_size : &ms->top_k) = n;
+                } else if (!strcmp(name, "version_policy")) {
+                        if (expect_type(s, CONFIG_TYPE_STRING, "string", path, errstr, errstr_size))
+                                goto done;
+                        v = config_setting_get_string(s);
+                        if (!strcmp(v, "latest")) {
+                                ms->policy = POLICY_LATEST;
+                        } else if (!strcmp(v, "all")) {
+                                ms->policy = POLICY_ALL;
+                        } else if (!strcmp(v, "specific")) {
+                                ms->policy = POLICY_SPECIFIC;
+                        } else {
+                                sl_strfmt(errstr, errstr_size,
+                                          "%s:%d: version_policy: \"%s\" is not one of "
+                                          "\"latest\", \"all\", \"specific\"",
+                                          path, line, v);
+                                goto done;
+                        }
+                } else if (!strcmp(name, "num_versions")) {
+                        if (expect_type(s, CONFIG_TYPE_INT, "integer", path, errstr, errstr_size))
+                                goto done;
+                        ms->num_versions = config_setting_get_int(s);
+                        if (ms->num_versions < 1 || ms->num_versions > 100) {
+                                sl_strfmt(errstr, errstr_size,
+                                          "%s:%d: num_versions: %d is out of range [1, 100]", path,
+                                          line, ms->num_versions);
+                                goto done;
+                        }
+                } else if (!strcmp(name, "versions")) {
+                        int cnt = config_setting_length(s);
+                        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+                            config_setting_type(s) != CONFIG_TYPE_LIST) {
+                                sl_strfmt(errstr, errstr_size,
+                                          "%s:%d: versions: expected a list of version numbers",
+                                          path, line);
+                                goto done;
+                        }
+                        if (cnt > SPECIFIC_MAX) {
+                                sl_strfmt(errstr, errstr_size, "%s:%d: versions: more than %d",
+                                          path, line, SPECIFIC_MAX);
+                                goto done;
+                        }
+                        ms->n_specific = 0;
+                        for (int k = 0; k < cnt; k++) {
+                                config_setting_t *e = config_setting_get_elem(s, (unsigned)k);
+                                if (config_setting_type(e) != CONFIG_TYPE_INT ||
+                                    config_setting_get_int(e) < 1) {
+                                        sl_strfmt(errstr, errstr_size,
+                                                  "%s:%d: versions: entry %d is not a positive "
+                                                  "integer",
+                                                  path, line, k + 1);
+                                        goto done;
+                                }
+                                ms->specific[ms->n_specific++] = config_setting_get_int(e);
+                        }
                 } else if (!strcmp(name, "allow_non_finite")) {
                         if (expect_type(s, CONFIG_TYPE_BOOL, "true or false", path, errstr,
                                         errstr_size))
@@ -198,10 +225,12 @@ static sl_err_t model_config_read(const char *path, model_settings_t *ms, char *
                                 goto done;
                         }
                 } else {
-                        sl_strfmt(errstr, errstr_size,
-                                  "%s:%d: unknown setting '%s' (known: max_batch_size, "
-                                  "labels_file, top_k, output_kind, allow_non_finite)",
-                                  path, line, name);
+                        sl_strfmt(
+                            errstr, errstr_size,
+                            "%s:%d: unknown setting '%s' (known: max_batch_size, "
+                            "labels_file, top_k, output_kind, allow_non_finite, version_policy, "
+                            "num_versions, versions)",
+                            path, line, name);
                         goto done;
                 }
         }
@@ -209,6 +238,33 @@ static sl_err_t model_config_read(const char *path, model_settings_t *ms, char *
 done:
         config_destroy(&cfg);
         return err;
+}
+
+sl_err_t repo_settings_read(const char *dir, model_settings_t *ms, char *errstr, size_t errstr_size)
+{
+        char path[4200];
+        sl_err_t err;
+
+        memset(ms, 0, sizeof(*ms));
+        ms->max_batch_size = 64;
+        ms->top_k = -1;
+        ms->kind = SL_OUTPUT_PROBABILITIES;
+        ms->policy = POLICY_LATEST;
+        ms->num_versions = 1;
+        sl_strfmt(path, sizeof(path), "%s/config.cfg", dir);
+        if (repo_is_file(path) && (err = model_config_read(path, ms, errstr, errstr_size)))
+                return err;
+        if (ms->policy == POLICY_SPECIFIC && !ms->n_specific) {
+                sl_strfmt(errstr, errstr_size,
+                          "%s: version_policy \"specific\" needs versions = [...]", path);
+                return SL_ERR_CONFIG;
+        }
+        if (!*ms->labels_file) {
+                sl_strfmt(path, sizeof(path), "%s/labels.txt", dir);
+                if (repo_is_file(path))
+                        sl_strfmt(ms->labels_file, sizeof(ms->labels_file), "labels.txt");
+        }
+        return SL_OK;
 }
 
 /*
@@ -273,175 +329,40 @@ done:
         return err;
 }
 
-static sl_err_t repo_add(sl_repo_t *repo, sl_repo_model_t *m)
+sl_err_t repo_version_load(const char *root, const char *name, int64_t version,
+                           const model_settings_t *ms, sl_repo_model_t **mp, char *errstr,
+                           size_t errstr_size)
 {
-        if (repo->cnt == repo->size) {
-                size_t size = repo->size ? repo->size * 2 : 8;
-                sl_repo_model_t **tmp = realloc(repo->models, size * sizeof(*tmp));
-                if (!tmp)
-                        return SL_ERR_NOMEM;
-                repo->models = tmp;
-                repo->size = size;
-        }
-        repo->models[repo->cnt++] = m;
-        return SL_OK;
-}
+        char dir[4096], path[4200], lpath[4400], ver[32];
+        sl_repo_model_t *m;
+        int64_t mtime;
+        sl_err_t err;
 
-/* Load every version of the model in <root>/<name>. */
-static sl_err_t model_dir_load(sl_repo_t *repo, const char *root, const char *name, char *errstr,
-                               size_t errstr_size)
-{
-        char dir[4096], path[4200], lpath[4400];
-        model_settings_t ms = {.max_batch_size = 64, .top_k = -1, .kind = SL_OUTPUT_PROBABILITIES};
-        int loaded = 0;
-        struct dirent **ents = NULL;
-        int n = 0;
-        sl_err_t err = SL_OK;
-
+        sl_strfmt(ver, sizeof(ver), "%lld", (long long)version);
         sl_strfmt(dir, sizeof(dir), "%s/%s", root, name);
-        sl_strfmt(path, sizeof(path), "%s/config.cfg", dir);
-        if (is_file(path) && (err = model_config_read(path, &ms, errstr, errstr_size)))
-                return err;
-        if (!*ms.labels_file) {
-                sl_strfmt(path, sizeof(path), "%s/labels.txt", dir);
-                if (is_file(path))
-                        sl_strfmt(ms.labels_file, sizeof(ms.labels_file), "labels.txt");
-        }
-
-        if ((n = scandir(dir, &ents, NULL, alphasort)) < 0) {
-                sl_strfmt(errstr, errstr_size, "%s: %s", dir, strerror(errno));
-                return SL_ERR_IO;
-        }
-        for (int i = 0; i < n && !err; i++) {
-                int64_t ver;
-                sl_repo_model_t *m;
-                if (version_number(ents[i]->d_name, &ver))
-                        continue;
-                sl_strfmt(path, sizeof(path), "%s/%s/model.onnx", dir, ents[i]->d_name);
-                if (!is_file(path))
-                        continue;
-                if (!(m = calloc(1, sizeof(*m))) || !(m->name = strdup(name)) ||
-                    !(m->version = strdup(ents[i]->d_name)) || !(m->dir = strdup(dir))) {
-                        model_free(m);
-                        err = SL_ERR_NOMEM;
-                        break;
-                }
-                m->max_batch_size = ms.max_batch_size;
-                m->top_k = ms.top_k;
-                m->output_kind = ms.kind;
-                m->allow_non_finite = ms.allow_non_finite;
-                sl_strfmt(lpath, sizeof(lpath), "%s/%s", dir, ms.labels_file);
-                if (!(err = sl_model_load(path, &m->model, errstr, errstr_size)) && *ms.labels_file)
-                        err = labels_load(m, lpath, errstr, errstr_size);
-                if (!err)
-                        err = model_warm_up(m, path, lpath, errstr, errstr_size);
-                if (!err)
-                        err = repo_add(repo, m);
-                if (err)
-                        model_free(m);
-                else
-                        loaded++;
-        }
-        for (int i = 0; i < n; i++)
-                free(ents[i]);
-        free(ents);
-        if (!err && !loaded) {
-                sl_strfmt(errstr, errstr_size,
-                          "%s: no version folder with a model.onnx (expected %s/1/model.onnx)", dir,
-                          dir);
-                err = SL_ERR_MODEL;
-        }
-        return err;
-}
-
-static int model_cmp(const void *a, const void *b)
-{
-        const sl_repo_model_t *x = *(sl_repo_model_t *const *)a, *y = *(sl_repo_model_t *const *)b;
-        int64_t vx = 0, vy = 0;
-        int c = strcmp(x->name, y->name);
-        if (c)
-                return c;
-        sl_parse_i64(x->version, &vx);
-        sl_parse_i64(y->version, &vy);
-        return (vx > vy) - (vx < vy);
-}
-
-static sl_err_t repo_open(const char *root, const char *only, sl_repo_t **repop, char *errstr,
-                          size_t errstr_size)
-{
-        sl_repo_t *repo = NULL;
-        struct dirent **ents = NULL;
-        int n = 0;
-        sl_err_t err = SL_OK;
-
-        if (!is_dir(root)) {
-                sl_strfmt(errstr, errstr_size, "%s: model repository folder not found", root);
-                return SL_ERR_IO;
-        }
-        if (!(repo = calloc(1, sizeof(*repo))))
+        sl_strfmt(path, sizeof(path), "%s/%s/model.onnx", dir, ver);
+        if (!(m = calloc(1, sizeof(*m))) || !(m->name = strdup(name)) ||
+            !(m->version = strdup(ver)) || !(m->dir = strdup(dir))) {
+                repo_model_free(m);
                 return SL_ERR_NOMEM;
-        if (only) {
-                char dir[4096];
-                sl_strfmt(dir, sizeof(dir), "%s/%s", root, only);
-                if (!is_dir(dir)) {
-                        sl_strfmt(errstr, errstr_size, "%s: no such model in %s", only, root);
-                        err = SL_ERR_UNKNOWN_MODEL;
-                } else {
-                        err = model_dir_load(repo, root, only, errstr, errstr_size);
-                }
-        } else if ((n = scandir(root, &ents, NULL, alphasort)) < 0) {
-                sl_strfmt(errstr, errstr_size, "%s: %s", root, strerror(errno));
-                err = SL_ERR_IO;
-        } else {
-                for (int i = 0; i < n && !err; i++) {
-                        char dir[4096], cfg[4200];
-                        if (ents[i]->d_name[0] == '.')
-                                continue;
-                        sl_strfmt(dir, sizeof(dir), "%s/%s", root, ents[i]->d_name);
-                        sl_strfmt(cfg, sizeof(cfg), "%s/config.cfg", dir);
-                        if (is_dir(dir) && (is_file(cfg) || has_version(dir)))
-                                err = model_dir_load(repo, root, ents[i]->d_name, errstr,
-                                                     errstr_size);
-                }
-                for (int i = 0; i < n; i++)
-                        free(ents[i]);
-                free(ents);
-                if (!err && !repo->cnt) {
-                        sl_strfmt(errstr, errstr_size,
-                                  "%s: no models (expected <name>/config.cfg and "
-                                  "<name>/<version>/model.onnx)",
-                                  root);
-                        err = SL_ERR_MODEL;
-                }
         }
+        m->max_batch_size = ms->max_batch_size;
+        m->top_k = ms->top_k;
+        m->output_kind = ms->kind;
+        m->allow_non_finite = ms->allow_non_finite;
+        if (!repo_file_stat(path, &mtime, &m->bytes) && m->bytes < 0)
+                m->bytes = 0;
+        sl_strfmt(lpath, sizeof(lpath), "%s/%s", dir, ms->labels_file);
+        if (!(err = sl_model_load(path, &m->model, errstr, errstr_size)) && *ms->labels_file)
+                err = labels_load(m, lpath, errstr, errstr_size);
+        if (!err)
+                err = model_warm_up(m, path, lpath, errstr, errstr_size);
         if (err) {
-                sl_repo_destroy(repo);
+                repo_model_free(m);
                 return err;
         }
-        qsort(repo->models, repo->cnt, sizeof(*repo->models), model_cmp);
-        *repop = repo;
+        *mp = m;
         return SL_OK;
-}
-
-sl_err_t sl_repo_open(const char *root, sl_repo_t **repop, char *errstr, size_t errstr_size)
-{
-        return repo_open(root, NULL, repop, errstr, errstr_size);
-}
-
-sl_err_t sl_repo_open_one(const char *root, const char *name, sl_repo_t **repop, char *errstr,
-                          size_t errstr_size)
-{
-        return repo_open(root, name, repop, errstr, errstr_size);
-}
-
-void sl_repo_destroy(sl_repo_t *repo)
-{
-        if (!repo)
-                return;
-        for (size_t i = 0; i < repo->cnt; i++)
-                model_free(repo->models[i]);
-        free(repo->models);
-        free(repo);
 }
 
 const sl_repo_model_t *sl_repo_find(const sl_repo_t *repo, const char *name, const char *version)

@@ -15,14 +15,21 @@
  *    reported per response.
  *  - output_kind ("probabilities" | "logits", default "probabilities"):
  *    with "logits" a softmax is applied before the top-k is taken.
+ *  - version_policy ("latest" | "all" | "specific", default "latest"),
+ *    num_versions (int, default 1) for "latest", versions (list of ints)
+ *    for "specific": which version folders are served (Triton's policy).
  *  - allow_non_finite (bool, default false): with false a request whose
  *    float input holds NaN or Inf is refused (BAD_REQUEST) rather than
  *    answered with a meaningless prediction.
  *
- * Every model is loaded at open; requests route by name and optional
- * version (NULL = the highest version number).
+ * The versions the policy selects are loaded (and warmed up) at open;
+ * requests route by name and optional version (NULL = the highest version
+ * loaded). sl_repo_plan() compares the folders with what is loaded, for live
+ * reloads: the caller loads and inserts new versions and detaches and frees
+ * old ones itself, so it decides when (after their in-flight batches).
  *
- * @locality sl_repo_t is read-only after sl_repo_open() and may be shared.
+ * @locality one thread changes a repository (sl_repo_insert/detach); lookups
+ *           from that thread only, or from any thread when nothing changes it.
  */
 #ifndef SL_REPO_H
 #define SL_REPO_H
@@ -50,6 +57,7 @@ typedef struct sl_repo_model_s {
         int top_k; /**< -1 = not set in config.cfg (use the worker's) */
         sl_output_kind_t output_kind;
         int allow_non_finite; /**< accept NaN / Inf in float inputs (default 0) */
+        int64_t bytes;        /**< size of model.onnx: the memory its weights take */
 } sl_repo_model_t;
 
 typedef struct sl_repo_s sl_repo_t;
@@ -71,6 +79,54 @@ sl_err_t sl_repo_open_one(const char *root, const char *name, sl_repo_t **repop,
                           size_t errstr_size);
 
 void sl_repo_destroy(sl_repo_t *repo);
+
+/** @brief One version to load (owned by its plan). */
+typedef struct sl_repo_version_s {
+        char *name;
+        int64_t version;
+        int64_t bytes; /**< size of its model.onnx */
+} sl_repo_version_t;
+
+/** @brief What a reload would change (sl_repo_plan()). */
+typedef struct sl_repo_plan_s {
+        size_t n_add;
+        sl_repo_version_t *add; /**< wanted by the policy, not loaded, not failed */
+        size_t n_remove;
+        const sl_repo_model_t **remove; /**< loaded, no longer wanted (or folder gone) */
+} sl_repo_plan_t;
+
+/**
+ * @brief Compare the repository folders with what is loaded.
+ *
+ * Versions that failed to load before (sl_repo_load()) are left out until
+ * their model.onnx changes. A model whose config.cfg has become invalid is
+ * left as it is (reported in errstr, the rest still planned).
+ * @returns SL_OK (the plan may be empty), or SL_ERR_NOMEM. Free the plan
+ *          with sl_repo_plan_cleanup().
+ */
+sl_err_t sl_repo_plan(sl_repo_t *repo, sl_repo_plan_t *plan, char *errstr, size_t errstr_size);
+void sl_repo_plan_cleanup(sl_repo_plan_t *plan);
+
+/**
+ * @brief Load, label and warm up one version with its model's current
+ *        config.cfg. On failure the version is remembered as failed (until
+ *        its model.onnx changes) and errstr names the file and node.
+ * @remark On success the caller owns *mp until sl_repo_insert().
+ */
+sl_err_t sl_repo_load(sl_repo_t *repo, const char *name, int64_t version, sl_repo_model_t **mp,
+                      char *errstr, size_t errstr_size);
+
+/** @brief Route requests to \p m from now on. @remark The repository owns \p m. */
+sl_err_t sl_repo_insert(sl_repo_t *repo, sl_repo_model_t *m);
+
+/** @brief Stop routing to \p m. @remark The caller owns \p m again (sl_repo_model_destroy()). */
+void sl_repo_detach(sl_repo_t *repo, const sl_repo_model_t *m);
+
+/** @brief Free a model version that is not in a repository. Accepts NULL. */
+void sl_repo_model_destroy(sl_repo_model_t *m);
+
+/** @brief Total bytes of the loaded versions' model files. */
+int64_t sl_repo_bytes(const sl_repo_t *repo);
 
 /** @brief Find a model; \p version NULL or "" = latest. @returns NULL if not served. */
 const sl_repo_model_t *sl_repo_find(const sl_repo_t *repo, const char *name, const char *version);
