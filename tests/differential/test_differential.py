@@ -38,9 +38,7 @@ BATCHES = (1, 3, 16)
 
 # Models sluice cannot run yet, with the reason; their cases are expected to
 # fail with UNSUPPORTED (strict: they must be revisited once supported).
-KNOWN_UNSUPPORTED = {
-    "embedding_bag": "torch exports EmbeddingBag as a Loop over bags; sluice has no Loop",
-}
+KNOWN_UNSUPPORTED = {}
 
 
 def sluice_bin():

@@ -1009,6 +1009,184 @@ static void test_run_allocates_nothing(void **state)
         sl_model_destroy(m);
 }
 
+/* ---- control flow: subgraphs, outer-scope values, loop-carried values ---- */
+
+/* GRAPH attribute \p name of node \p n holding sub-builder \p sub's graph. */
+static void attr_g(Onnx__NodeProto *n, const char *name, builder_t *sub)
+{
+        Onnx__AttributeProto *a = attr_new(n, name);
+        a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH;
+        a->g = &sub->graph;
+}
+
+/*
+ * w = Gemm(x, I) is read by Relu and, from the outer scope, by the Loop body
+ * (so Gemm+Relu must not fuse). acc starts at x; each of M = 4 iterations adds
+ * w, and the body's If (nested subgraph, two levels from w) returns acc_out or
+ * -acc_out by the iteration's parity: scan row i = (-1)^i * (x + (i+1) w).
+ */
+static void test_loop_if_outer_scope(void **state)
+{
+        builder_t b, body, then_g, else_g;
+        static const int64_t xd[] = {1, 3}, idd[] = {3, 3}, one = 1, two = 2;
+        static const float eye[] = {1, 0, 0, 0, 1, 0, 0, 0, 1}, x[] = {1, -2, 3};
+        Onnx__NodeProto *n;
+        sl_model_t *m;
+        sl_session_t *s = NULL;
+        sl_tensor_t in = {0}, out[3];
+        char err[512] = "";
+        (void)state;
+
+        b_init(&then_g, 13);
+        b_node(&then_g, "Identity", "t", "acc_out", "t_out");
+        b_output(&then_g, "t_out");
+        b_init(&else_g, 13);
+        b_node(&else_g, "Neg", "e", "acc_out", "e_out");
+        b_output(&else_g, "e_out");
+
+        b_init(&body, 13);
+        body.inputs[body.graph.n_input++] = b_value("i", 7, 0, NULL);
+        body.inputs[body.graph.n_input++] = b_value("c", 9, 0, NULL);
+        b_input(&body, "acc", -1, NULL);
+        b_init_i64(&body, "two", &two, 1);
+        b_node(&body, "Identity", "c_id", "c", "c_out");
+        b_node(&body, "Add", "acc_add", "acc,w", "acc_out");
+        b_node(&body, "Mod", "parity", "i,two", "par");
+        b_node(&body, "Cast", "to_bool", "par", "odd");
+        attr_i(body.nodes[body.graph.n_node - 1], "to", 9);
+        n = b_node(&body, "If", "sign", "odd", "row");
+        attr_g(n, "then_branch", &else_g);
+        attr_g(n, "else_branch", &then_g);
+        body.outputs[body.graph.n_output++] = b_value("c_out", 9, -1, NULL);
+        b_output(&body, "acc_out");
+        b_output(&body, "row");
+
+        b_init(&b, 13);
+        b_input(&b, "x", 2, xd);
+        b_init_f(&b, "eye", 2, idd, eye, 9);
+        b_init_i64(&b, "M", &one, 1);
+        b.inits[b.graph.n_initializer - 1]->int64_data[0] = 4;
+        b_node(&b, "Gemm", "gemm", "x,eye", "w");
+        b_node(&b, "Relu", "relu", "w", "rw");
+        n = b_node(&b, "Loop", "loop", "M,,x", "acc_final,rows");
+        attr_g(n, "body", &body);
+        b_output(&b, "rw");
+        b_output(&b, "acc_final");
+        b_output(&b, "rows");
+        m = b_load(&b);
+        b_reset();
+        assert_int_equal(sl_model_node_count(m), 3); /* Gemm, Relu, Loop: no fusion */
+
+        in.dtype = SL_DT_FLOAT;
+        in.ndim = 2;
+        in.dims[0] = 1, in.dims[1] = 3;
+        in.data = (void *)x;
+        in.nbytes = sizeof(x);
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        for (int r = 0; r < 2; r++) { /* twice: the second run reuses every buffer */
+                const float *acc, *rows;
+                if (sl_session_run(s, &in, 1, out, 3, err, sizeof(err)))
+                        fail_msg("run failed: %s", err);
+                assert_int_equal(out[1].ndim, 2);
+                assert_int_equal(out[2].ndim, 3);
+                assert_int_equal(out[2].dims[0], 4);
+                assert_int_equal(out[2].dims[1], 1);
+                assert_int_equal(out[2].dims[2], 3);
+                acc = out[1].data;
+                rows = out[2].data;
+                for (int k = 0; k < 3; k++) {
+                        assert_float_equal(acc[k], 5 * x[k], 1e-6);
+                        for (int i = 0; i < 4; i++)
+                                assert_float_equal(rows[i * 3 + k],
+                                                   (i % 2 ? -1 : 1) * (i + 2) * x[k], 1e-6);
+                }
+        }
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+}
+
+/* Scan-9 with a reversed scan input along axis 1 and a scan output on axis 1. */
+static void test_scan_axes_directions(void **state)
+{
+        builder_t b, body;
+        static const int64_t sd[] = {2}, xd[] = {2, 3};
+        static const float x[] = {1, 2, 3, 10, 20, 30};
+        static const int64_t in_axes[] = {1}, in_dirs[] = {1}, out_axes[] = {1};
+        Onnx__NodeProto *n;
+        sl_model_t *m;
+        sl_session_t *s = NULL;
+        sl_tensor_t in[2] = {{0}}, out[2];
+        float init[2] = {0, 0};
+        char err[512] = "";
+        const float *y, *z;
+        (void)state;
+
+        b_init(&body, 11);
+        b_input(&body, "sum_in", -1, NULL);
+        b_input(&body, "next", -1, NULL);
+        b_node(&body, "Add", "add", "sum_in,next", "sum_out");
+        b_node(&body, "Identity", "id", "sum_out", "scan_out");
+        b_output(&body, "sum_out");
+        b_output(&body, "scan_out");
+
+        b_init(&b, 11);
+        b_input(&b, "init", 1, sd);
+        b_input(&b, "x", 2, xd);
+        n = b_node(&b, "Scan", "scan", "init,x", "y,z");
+        attr_g(n, "body", &body);
+        attr_i(n, "num_scan_inputs", 1);
+        attr_ints(n, "scan_input_axes", in_axes, 1);
+        attr_ints(n, "scan_input_directions", in_dirs, 1);
+        attr_ints(n, "scan_output_axes", out_axes, 1);
+        b_output(&b, "y");
+        b_output(&b, "z");
+        m = b_load(&b);
+        b_reset();
+
+        in[0].dtype = in[1].dtype = SL_DT_FLOAT;
+        in[0].ndim = 1, in[0].dims[0] = 2, in[0].data = init, in[0].nbytes = sizeof(init);
+        in[1].ndim = 2, in[1].dims[0] = 2, in[1].dims[1] = 3;
+        in[1].data = (void *)x, in[1].nbytes = sizeof(x);
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        if (sl_session_run(s, in, 2, out, 2, err, sizeof(err)))
+                fail_msg("run failed: %s", err);
+        y = out[0].data;
+        z = out[1].data;
+        /* Steps read columns 2, 1, 0: running sums (3,30), (5,50), (6,60). */
+        assert_float_equal(y[0], 6, 0), assert_float_equal(y[1], 60, 0);
+        assert_int_equal(out[1].dims[0], 2);
+        assert_int_equal(out[1].dims[1], 3);
+        static const float want[] = {3, 5, 6, 30, 50, 60};
+        for (int i = 0; i < 6; i++)
+                assert_float_equal(z[i], want[i], 0);
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+}
+
+/* A body input name that no graph defines fails load naming the subgraph. */
+static void test_load_subgraph_errors(void **state)
+{
+        builder_t b, body;
+        static const int64_t xd[] = {1};
+        static const char *const needles[] = {"'loop'", "graph 'body'", "'nowhere'", NULL};
+        Onnx__NodeProto *n;
+        (void)state;
+        b_init(&body, 13);
+        body.inputs[body.graph.n_input++] = b_value("i", 7, 0, NULL);
+        body.inputs[body.graph.n_input++] = b_value("c", 9, 0, NULL);
+        b_input(&body, "v", -1, NULL);
+        b_node(&body, "Identity", "c_id", "c", "c_out");
+        b_node(&body, "Add", "add", "v,nowhere", "v_out");
+        body.outputs[body.graph.n_output++] = b_value("c_out", 9, -1, NULL);
+        b_output(&body, "v_out");
+        b_init(&b, 13);
+        b_input(&b, "x", 1, xd);
+        n = b_node(&b, "Loop", "loop", ",,x", "y");
+        attr_g(n, "body", &body);
+        b_output(&b, "y");
+        expect_load_error(&b, SL_ERR_MODEL, needles);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1032,6 +1210,9 @@ int main(void)
             cmocka_unit_test(test_conv_direct_vs_reference),
             cmocka_unit_test(test_fuse_conv_gemm_relu),
             cmocka_unit_test(test_run_allocates_nothing),
+            cmocka_unit_test(test_loop_if_outer_scope),
+            cmocka_unit_test(test_scan_axes_directions),
+            cmocka_unit_test(test_load_subgraph_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

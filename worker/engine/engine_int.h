@@ -51,9 +51,18 @@ typedef struct sl_node_s {
         size_t index;                 /**< index in the file's node list */
         const sl_op_t *op;
         int n_in, n_out;
-        int *in;      /**< value ids; -1 for an omitted optional input */
+        /** Value ids; -1 for an omitted optional input. The last n_implicit
+         * entries are outer-scope values read by the node's subgraphs (Loop,
+         * If, Scan bodies): they order the graph and count as consumers, but
+         * kernels do not see them (c->n_in excludes them). */
+        int *in;
+        int n_implicit;
         int *out;     /**< value ids; the sink slot for an omitted optional output */
         sl_act_t act; /**< fused activation applied to output 0 (Conv, Gemm) */
+        /** Subgraphs of GRAPH attributes (Loop/Scan "body", If branches):
+         * sub[i] belongs to proto->attribute[i], NULL for other attributes. */
+        struct sl_model_s **sub;
+        int n_sub;
 } sl_node_t;
 
 /** @brief "Conv", or "Conv+Relu" for a node with a fused activation (static string). */
@@ -75,22 +84,35 @@ typedef enum {
         SL_VALUE_INPUT,
         SL_VALUE_INITIALIZER,
         SL_VALUE_NODE,
+        SL_VALUE_OUTER, /**< a subgraph's reference to a value of an enclosing graph */
 } sl_value_kind_t;
 
 typedef struct sl_value_s {
         const char *name;
         sl_value_kind_t kind;
         int producer;     /**< node index (original) for SL_VALUE_NODE, else -1 */
+        int outer;        /**< SL_VALUE_OUTER: the value's id in the parent graph */
         sl_tensor_t init; /**< SL_VALUE_INITIALIZER: data owned by the model */
 } sl_value_t;
 
+/**
+ * @brief A loaded graph: the model's main graph, or a subgraph (a GRAPH
+ *        attribute of a Loop/If/Scan node, with \p parent set, \p proto NULL,
+ *        \p path naming the node and attribute for error messages).
+ */
 struct sl_model_s {
         char *path;
-        Onnx__ModelProto *proto;
+        Onnx__ModelProto *proto; /**< NULL for a subgraph (owned by the top model) */
+        const Onnx__GraphProto *graph;
+        struct sl_model_s *parent;
+        int depth; /**< subgraph nesting depth (0 at top) */
         int64_t opset;
         char *producer;
         size_t n_values; /**< value slots; slot n_values is the sink */
+        size_t values_cap;
         sl_value_t *values;
+        size_t n_outer; /**< values of kind SL_VALUE_OUTER (bound before each run) */
+        int *outer_ids;
         size_t n_nodes;
         sl_node_t *nodes;
         size_t n_inputs, n_outputs;
@@ -115,6 +137,12 @@ typedef struct sl_opctx_s {
  * @remark The buffer belongs to the session and is reused by later runs.
  */
 sl_tensor_t *sl_op_output(sl_opctx_t *c, int i, sl_dtype_t dt, int ndim, const int64_t *dims);
+
+/**
+ * @brief Output \p i of the running node as last shaped by sl_op_output() in
+ *        this run (kernels that fill an output in several steps: Scan).
+ */
+sl_tensor_t *sl_op_output_current(sl_opctx_t *c, int i);
 
 /** @brief Same as sl_op_output() with the shape of \p like. */
 sl_tensor_t *sl_op_output_like(sl_opctx_t *c, int i, sl_dtype_t dt, const sl_tensor_t *like);
@@ -144,6 +172,28 @@ static inline const sl_tensor_t *sl_op_in(const sl_opctx_t *c, int i)
 
 /** @brief True when output \p i has a name (is consumed or is a graph output). */
 bool sl_op_has_output(const sl_opctx_t *c, int i);
+
+/**
+ * @brief The subgraph of GRAPH attribute \p attr of the running node, NULL
+ *        when the node has none of that name.
+ */
+const sl_model_t *sl_op_subgraph(const sl_opctx_t *c, const char *attr);
+
+/**
+ * @brief Run subgraph \p attr of the running node once (a Loop iteration, an
+ *        If branch, a Scan step).
+ *
+ * \p inputs (one per subgraph input, in order) are copied into the
+ * subgraph's own buffers before it runs, so they may point into the previous
+ * run's outputs (loop-carried values). Outer-scope values are read from the
+ * running session.
+ * @param outputs  filled with one view per subgraph output, owned by the
+ *                 subgraph's session and valid until its next run.
+ * @returns SL_OK; SL_ERR_MODEL (input/output count mismatch, a node failed:
+ *          errstr names it), SL_ERR_NOMEM, or a kernel's error.
+ */
+sl_err_t sl_op_subgraph_run(sl_opctx_t *c, const char *attr, const sl_tensor_t *const *inputs,
+                            size_t n_inputs, const sl_tensor_t **outputs, size_t n_outputs);
 
 /** @brief Set the errstr of \p c and return \p err (for kernels). */
 sl_err_t sl_op_fail(sl_opctx_t *c, sl_err_t err, const char *fmt, ...)

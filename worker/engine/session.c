@@ -29,6 +29,9 @@ struct sl_session_s {
         size_t scratch_cap;
         void **cache; /**< per node (execution order): sl_op_node_cache() */
         size_t *cache_cap;
+        sl_session_t ***subs; /**< per node (execution order): sessions of node->sub[] */
+        void **stage;         /**< per subgraph input: copy buffer (sl_op_subgraph_run) */
+        size_t *stage_cap;
         uint64_t *prof_ns; /**< per node, when SLUICE_PROFILE is set; else NULL */
         uint64_t prof_runs;
         bool prof_cpu; /**< SLUICE_PROFILE=cpu: thread CPU time instead of wall time */
@@ -61,50 +64,82 @@ static void profile_print(const sl_session_t *s)
                         total ? 100.0 * (double)s->prof_ns[n] / (double)total : 0.0);
 }
 
-sl_err_t sl_session_new(sl_model_t *model, sl_session_t **sessionp)
+/* A session for \p model; subgraphs get sessions of their own, made here so
+ * that runs allocate nothing new after warm-up. */
+static sl_err_t session_create(sl_model_t *model, bool top, sl_session_t **sessionp)
 {
         sl_session_t *s = calloc(1, sizeof(*s));
-        if (!s || !(s->slots = calloc(model->n_values + 1, sizeof(*s->slots))) ||
-            !(s->cache = calloc(model->n_nodes + 1, sizeof(*s->cache))) ||
-            !(s->cache_cap = calloc(model->n_nodes + 1, sizeof(*s->cache_cap)))) {
-                if (s) {
-                        free(s->slots);
-                        free(s->cache);
-                }
-                free(s);
+        const char *prof = top ? getenv("SLUICE_PROFILE") : NULL;
+        sl_err_t err = SL_ERR_NOMEM;
+
+        *sessionp = NULL;
+        if (!s)
                 return SL_ERR_NOMEM;
-        }
         s->model = model;
-        if (getenv("SLUICE_PROFILE") && strcmp(getenv("SLUICE_PROFILE"), "") &&
-            strcmp(getenv("SLUICE_PROFILE"), "0")) {
-                if (!(s->prof_ns = calloc(model->n_nodes + 1, sizeof(uint64_t)))) {
-                        sl_session_destroy(s);
-                        return SL_ERR_NOMEM;
-                }
-                s->prof_cpu = !strcmp(getenv("SLUICE_PROFILE"), "cpu");
+        if (!(s->slots = calloc(model->n_values + 1, sizeof(*s->slots))) ||
+            !(s->cache = calloc(model->n_nodes + 1, sizeof(*s->cache))) ||
+            !(s->cache_cap = calloc(model->n_nodes + 1, sizeof(*s->cache_cap))) ||
+            !(s->subs = calloc(model->n_nodes + 1, sizeof(*s->subs))) ||
+            !(s->stage = calloc(model->n_inputs + 1, sizeof(*s->stage))) ||
+            !(s->stage_cap = calloc(model->n_inputs + 1, sizeof(*s->stage_cap))))
+                goto fail;
+        if (prof && strcmp(prof, "") && strcmp(prof, "0")) {
+                if (!(s->prof_ns = calloc(model->n_nodes + 1, sizeof(uint64_t))))
+                        goto fail;
+                s->prof_cpu = !strcmp(prof, "cpu");
         }
         for (size_t i = 0; i < model->n_values; i++)
                 if (model->values[i].kind == SL_VALUE_INITIALIZER)
                         s->slots[i].t = model->values[i].init;
+        for (size_t i = 0; i < model->n_nodes; i++) {
+                const sl_node_t *nd = &model->nodes[i];
+                if (!nd->n_sub)
+                        continue;
+                if (!(s->subs[i] = calloc((size_t)nd->n_sub, sizeof(**s->subs))))
+                        goto fail;
+                for (int k = 0; k < nd->n_sub; k++)
+                        if (nd->sub[k] && (err = session_create(nd->sub[k], false, &s->subs[i][k])))
+                                goto fail;
+        }
         *sessionp = s;
         return SL_OK;
+fail:
+        sl_session_destroy(s);
+        return err;
+}
+
+sl_err_t sl_session_new(sl_model_t *model, sl_session_t **sessionp)
+{
+        return session_create(model, true, sessionp);
 }
 
 void sl_session_destroy(sl_session_t *session)
 {
+        const sl_model_t *m;
         if (!session)
                 return;
+        m = session->model;
         if (session->prof_ns) {
                 profile_print(session);
                 free(session->prof_ns);
         }
-        for (size_t i = 0; i <= session->model->n_values; i++)
+        for (size_t i = 0; session->slots && i <= m->n_values; i++)
                 free(session->slots[i].buf);
         free(session->slots);
-        for (size_t i = 0; session->cache && i < session->model->n_nodes; i++)
+        for (size_t i = 0; session->cache && i < m->n_nodes; i++)
                 free(session->cache[i]);
         free(session->cache);
         free(session->cache_cap);
+        for (size_t i = 0; session->subs && i < m->n_nodes; i++) {
+                for (int k = 0; session->subs[i] && k < m->nodes[i].n_sub; k++)
+                        sl_session_destroy(session->subs[i][k]);
+                free(session->subs[i]);
+        }
+        free(session->subs);
+        for (size_t i = 0; session->stage && i < m->n_inputs; i++)
+                free(session->stage[i]);
+        free(session->stage);
+        free(session->stage_cap);
         free(session->scratch);
         free(session);
 }
@@ -202,6 +237,11 @@ sl_tensor_t *sl_op_output(sl_opctx_t *c, int i, sl_dtype_t dt, int ndim, const i
         return &s->t;
 }
 
+sl_tensor_t *sl_op_output_current(sl_opctx_t *c, int i)
+{
+        return &c->session->slots[c->node->out[i]].t;
+}
+
 sl_tensor_t *sl_op_output_like(sl_opctx_t *c, int i, sl_dtype_t dt, const sl_tensor_t *like)
 {
         return sl_op_output(c, i, dt, like->ndim, like->dims);
@@ -290,12 +330,12 @@ static sl_err_t run_nodes(sl_session_t *session, char *errstr, size_t errstr_siz
                 c.session = session;
                 c.node = nd;
                 c.opset = m->opset;
-                c.n_in = nd->n_in;
+                c.n_in = nd->n_in - nd->n_implicit;
                 c.n_out = nd->n_out;
                 c.errstr = why;
                 c.errstr_size = sizeof(why);
                 why[0] = '\0';
-                for (int k = 0; k < nd->n_in; k++)
+                for (int k = 0; k < c.n_in; k++)
                         c.in[k] = nd->in[k] >= 0 ? &session->slots[nd->in[k]].t : NULL;
                 err = nd->op->run(&c);
                 if (session->prof_ns)
@@ -310,6 +350,72 @@ static sl_err_t run_nodes(sl_session_t *session, char *errstr, size_t errstr_siz
                         return err;
                 }
         }
+        return SL_OK;
+}
+
+static int sub_index(const sl_opctx_t *c, const char *attr)
+{
+        const sl_node_t *nd = c->node;
+        for (int k = 0; k < nd->n_sub; k++)
+                if (nd->sub[k] && nd->proto->attribute[k]->name &&
+                    !strcmp(nd->proto->attribute[k]->name, attr))
+                        return k;
+        return -1;
+}
+
+const sl_model_t *sl_op_subgraph(const sl_opctx_t *c, const char *attr)
+{
+        int k = sub_index(c, attr);
+        return k >= 0 ? c->node->sub[k] : NULL;
+}
+
+sl_err_t sl_op_subgraph_run(sl_opctx_t *c, const char *attr, const sl_tensor_t *const *inputs,
+                            size_t n_inputs, const sl_tensor_t **outputs, size_t n_outputs)
+{
+        sl_session_t *p = c->session, *s;
+        const sl_model_t *m;
+        int k = sub_index(c, attr);
+        sl_err_t err;
+
+        if (k < 0)
+                return sl_op_fail(c, SL_ERR_MODEL, "no graph attribute '%s'", attr);
+        s = p->subs[c->node - p->model->nodes][k];
+        m = s->model;
+        if (n_inputs != m->n_inputs || n_outputs != m->n_outputs)
+                return sl_op_fail(c, SL_ERR_MODEL,
+                                  "graph '%s' has %zu inputs and %zu outputs, %zu and %zu expected",
+                                  attr, m->n_inputs, m->n_outputs, n_inputs, n_outputs);
+        for (size_t i = 0; i < m->n_outer; i++)
+                s->slots[m->outer_ids[i]].t = p->slots[m->values[m->outer_ids[i]].outer].t;
+        /* Copy every input before any slot changes: an input may be a view of
+         * the previous run's output (or of another input's slot). */
+        for (size_t i = 0; i < n_inputs; i++) {
+                size_t need = inputs[i]->nbytes;
+                if (need > s->stage_cap[i] || !s->stage[i]) {
+                        void *nb = realloc(s->stage[i], need ? need : 1);
+                        if (!nb)
+                                return sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
+                        s->stage[i] = nb;
+                        s->stage_cap[i] = need ? need : 1;
+                }
+                if (need)
+                        memcpy(s->stage[i], inputs[i]->data, need);
+        }
+        for (size_t i = 0; i < n_inputs; i++) {
+                slot_t *sl = &s->slots[m->input_ids[i]];
+                void *b = sl->buf;
+                size_t cap = sl->cap;
+                sl->buf = s->stage[i];
+                sl->cap = s->stage_cap[i];
+                s->stage[i] = b;
+                s->stage_cap[i] = cap;
+                sl->t = *inputs[i];
+                sl->t.data = sl->buf;
+        }
+        if ((err = run_nodes(s, c->errstr, c->errstr_size)))
+                return err;
+        for (size_t i = 0; i < n_outputs; i++)
+                outputs[i] = &s->slots[m->output_ids[i]].t;
         return SL_OK;
 }
 

@@ -156,6 +156,14 @@ sl_err_t sl_op_mvn(sl_opctx_t *c);
 sl_err_t sl_op_cast_like(sl_opctx_t *c);
 sl_err_t sl_op_scatter_nd(sl_opctx_t *c);
 
+/* Control flow with subgraphs (ops/control.c). */
+sl_err_t sl_check_if(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
+sl_err_t sl_check_loop(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
+sl_err_t sl_check_scan(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
+sl_err_t sl_op_if(sl_opctx_t *c);
+sl_err_t sl_op_loop(sl_opctx_t *c);
+sl_err_t sl_op_scan(sl_opctx_t *c);
+
 /* Recurrent layers (ops/rnn.c). */
 sl_err_t sl_check_rnn(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
 sl_err_t sl_op_rnn(sl_opctx_t *c);
