@@ -45,7 +45,8 @@ def make_topics(prefix):
 class Worker:
     """`sluice worker` on its own topics with the given codec.framing; stopped with SIGTERM."""
 
-    def __init__(self, bootstrap, framing, tmp):
+    def __init__(self, bootstrap, framing, tmp, codec_extra=""):
+        """codec_extra: more settings for the codec group (e.g. writer_schemas = [...];)."""
         self.topics = make_topics(f"interop-{framing}")
         t = self.topics
         cfg = tmp / f"worker-{framing}.cfg"
@@ -59,7 +60,7 @@ topics: {{
   metrics = "{t['metrics']}";
 }};
 codec: {{ framing = "{framing}"; schema_dir = "{SRC / 'schemas'}";
-          request_schema_id = 1; response_schema_id = 2; }};
+          request_schema_id = 1; response_schema_id = 2; {codec_extra} }};
 kafka: {{ bootstrap_servers = "{bootstrap}"; group_id = "{t['group']}"; }};
 """)
         self.log = tmp / f"worker-{framing}.log"

@@ -1,6 +1,7 @@
 /*
  * The codec object: schema loading, the request layout the decoder follows,
- * datatypes, framing, and avro-c reads of pre-validated values.
+ * datatypes, framing, and avro-c reads of pre-validated values. Writer
+ * schemas of requests and their resolution are in writers.c / resolve.c.
  *
  * Threads: everything in sl_codec_t is written in sl_codec_new() and only
  * read afterwards. avro-c's schemas and generic value classes are shared
@@ -129,12 +130,13 @@ void sl_codec_write_header(const sl_codec_t *codec, sl_rec_t rec, uint8_t *dst)
         dst[4] = (uint8_t)id;
 }
 
-sl_err_t sl_codec_unframe(const sl_codec_t *codec, sl_rec_t rec, const void *buf, size_t len,
-                          const uint8_t **payloadp, size_t *plenp, char *errstr, size_t errstr_size)
+sl_err_t sl_codec_unframe_id(const sl_codec_t *codec, sl_rec_t rec, const void *buf, size_t len,
+                             const uint8_t **payloadp, size_t *plenp, int32_t *idp, char *errstr,
+                             size_t errstr_size)
 {
         const uint8_t *b = buf;
-        int32_t id;
 
+        *idp = -1;
         if (!buf || len == 0) {
                 sl_strfmt(errstr, errstr_size, "empty value (no %s record)", rec_name[rec]);
                 return SL_ERR_FRAMING;
@@ -154,16 +156,25 @@ sl_err_t sl_codec_unframe(const sl_codec_t *codec, sl_rec_t rec, const void *buf
                           "value of %zu bytes is shorter than the 5-byte Confluent header", len);
                 return SL_ERR_FRAMING;
         }
-        id = (int32_t)(((uint32_t)b[1] << 24) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 8) |
-                       (uint32_t)b[4]);
-        if (id != codec->schema_id[rec]) {
-                sl_strfmt(errstr, errstr_size, "unknown schema id %d (%s expects id %d)", (int)id,
-                          rec_name[rec], (int)codec->schema_id[rec]);
-                return SL_ERR_FRAMING;
-        }
+        *idp = (int32_t)(((uint32_t)b[1] << 24) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 8) |
+                         (uint32_t)b[4]);
         *payloadp = b + 5;
         *plenp = len - 5;
         return SL_OK;
+}
+
+sl_err_t sl_codec_unframe(const sl_codec_t *codec, sl_rec_t rec, const void *buf, size_t len,
+                          const uint8_t **payloadp, size_t *plenp, char *errstr, size_t errstr_size)
+{
+        int32_t id;
+        sl_err_t err;
+
+        err = sl_codec_unframe_id(codec, rec, buf, len, payloadp, plenp, &id, errstr, errstr_size);
+        if (err || codec->framing != SL_FRAMING_CONFLUENT || id == codec->schema_id[rec])
+                return err;
+        sl_strfmt(errstr, errstr_size, "unknown schema id %d (%s expects id %d)", (int)id,
+                  rec_name[rec], (int)codec->schema_id[rec]);
+        return SL_ERR_FRAMING;
 }
 
 sl_err_t sl_codec_read_generic(const sl_codec_t *codec, sl_rec_t rec, const void *buf, size_t len,
@@ -386,6 +397,7 @@ static sl_err_t load_schema(sl_codec_t *codec, const char *dir, sl_rec_t rec, ch
                             size_t errstr_size)
 {
         char path[1024], ferr[512];
+        const char *jerr = NULL;
         char *json = NULL;
         size_t len = 0;
         sl_err_t err;
@@ -414,8 +426,14 @@ static sl_err_t load_schema(sl_codec_t *codec, const char *dir, sl_rec_t rec, ch
                 err = SL_ERR_CONFIG;
                 goto done;
         }
-        if (rec == SL_REC_REQUEST)
-                err = layout_request(&codec->rq, codec->schema[rec], path, errstr, errstr_size);
+        if (rec != SL_REC_REQUEST)
+                goto done;
+        err = layout_request(&codec->rq, codec->schema[rec], path, errstr, errstr_size);
+        /* Defaults and aliases for resolving writer schemas (resolve.c). */
+        if (!err && !(codec->rq_json = sl_json_parse(json, len, &jerr))) {
+                sl_strfmt(errstr, errstr_size, "%s: %s", path, jerr ? jerr : "invalid JSON");
+                err = SL_ERR_CONFIG;
+        }
 done:
         free(json);
         return err;
@@ -492,6 +510,10 @@ sl_err_t sl_codec_new(const sl_codec_params_t *params, sl_codec_t **codecp, char
                 err = load_schema(codec, params->schema_dir, (sl_rec_t)r, errstr, errstr_size);
         if (!err)
                 err = probe_encoders(codec, errstr, errstr_size);
+        if (!err)
+                err = sl_codec_writers_load(codec, params, errstr, errstr_size);
+        sl_json_free(codec->rq_json);
+        codec->rq_json = NULL;
         if (err) {
                 sl_codec_destroy(codec);
                 return err;
@@ -504,6 +526,8 @@ void sl_codec_destroy(sl_codec_t *codec)
 {
         if (!codec)
                 return;
+        sl_codec_writers_destroy(codec);
+        sl_json_free(codec->rq_json);
         for (int r = 0; r < SL_REC__CNT; r++) {
                 if (codec->iface[r])
                         avro_value_iface_decref(codec->iface[r]);

@@ -171,14 +171,34 @@ typedef struct sl_codec_params_s {
         int32_t dead_letter_schema_id;
         int32_t metrics_schema_id;
         const char *schema_dir; /**< folder holding the .avsc files */
+        /**
+         * Confluent framing: writer schemas of requests, "ID=PATH" entries
+         * (codec.writer_schemas). \p request_schema_id names the reader
+         * schema unless an entry maps it. Borrowed for sl_codec_new() only.
+         */
+        const char *const *writer_schemas;
+        size_t n_writer_schemas;
+        /** Raw framing: the writer schema file of every request; NULL = the reader schema. */
+        const char *request_writer_schema;
 } sl_codec_params_t;
 
 void sl_codec_params_init(sl_codec_params_t *params);
 
 /**
- * @brief Parse the schemas in params->schema_dir and prepare encoders.
+ * @brief Parse the schemas in params->schema_dir and prepare encoders, then
+ *        load the writer schemas of requests and resolve each against the
+ *        reader schema (inference_request.avsc; Avro spec, "Schema
+ *        Resolution"): fields matched by name or reader alias, writer-only
+ *        fields skipped, reader-only fields from their defaults, promotions
+ *        int->long/float/double, long->float/double, float->double,
+ *        string<->bytes, unions branch by branch, enums by symbol.
+ *
+ * Confluent framing: a writer schema that cannot be resolved is kept, with
+ * its reason, and logged; requests written with it decode as SL_ERR_SCHEMA.
+ * Raw framing: it fails here (SL_ERR_CONFIG naming the file and the field).
+ *
  * @returns SL_OK, SL_ERR_IO / SL_ERR_CONFIG (errstr names the file and
- *          avro-c's message). The caller owns *codecp.
+ *          avro-c's message or the field at fault). The caller owns *codecp.
  */
 sl_err_t sl_codec_new(const sl_codec_params_t *params, sl_codec_t **codecp, char *errstr,
                       size_t errstr_size);
@@ -191,8 +211,14 @@ void sl_codec_destroy(sl_codec_t *codec);
  * hostile input: declared lengths and block counts larger than the remaining
  * bytes are rejected before allocation; trailing bytes are an error.
  *
+ * The value is first resolved from its writer schema (the Confluent schema
+ * id, or the raw framing's writer schema) to the reader schema.
+ *
  * @returns SL_OK (*reqp owned by caller); SL_ERR_FRAMING (empty value, wrong
- *          magic byte, unknown schema id); SL_ERR_DECODE (not a valid
+ *          magic byte, unknown schema id); SL_ERR_SCHEMA (the writer schema
+ *          cannot be resolved against the reader schema, or the value holds
+ *          a union branch or enum symbol the reader cannot resolve; errstr
+ *          says which field and why); SL_ERR_DECODE (not a valid
  *          record); SL_ERR_BAD_REQUEST (valid Avro but invalid tensor:
  *          unknown datatype, data length not matching shape); the request id
  *          is then returned in *idp when it could be read (caller frees).

@@ -80,13 +80,163 @@ typedef struct sl_request_layout_s {
         size_t tensor_min_size; /* minimum encoded size of one InferTensor */
 } sl_request_layout_t;
 
+/* ---- JSON text of schema files (json.c) ----------------------------------- */
+
+typedef enum {
+        SL_JSON_NULL,
+        SL_JSON_FALSE,
+        SL_JSON_TRUE,
+        SL_JSON_NUMBER,
+        SL_JSON_STRING,
+        SL_JSON_ARRAY,
+        SL_JSON_OBJECT,
+} sl_json_type_t;
+
+/** One JSON value; arrays and objects own their items (and keys). */
+typedef struct sl_json_s {
+        sl_json_type_t type;
+        double num;
+        int64_t i64;
+        int is_int; /* a number without fraction or exponent that fits int64 */
+        char *str;  /* SL_JSON_STRING: UTF-8, NUL-terminated, len bytes */
+        size_t len;
+        size_t n;
+        struct sl_json_s **items;
+        char **keys; /* SL_JSON_OBJECT */
+} sl_json_t;
+
+/** @brief Parse \p text; NULL on error with a static reason in *errp. */
+sl_json_t *sl_json_parse(const char *text, size_t len, const char **errp);
+void sl_json_free(sl_json_t *j);
+/** @brief Member \p key of an object, or NULL. */
+const sl_json_t *sl_json_get(const sl_json_t *j, const char *key);
+/** @brief String member \p key of an object, or NULL. */
+const char *sl_json_str(const sl_json_t *j, const char *key);
+
+/* ---- writer -> reader schema resolution (resolve.c, transcode.c) ---------- */
+
+/** A growable output buffer with a size limit. */
+typedef struct sl_obuf_s {
+        uint8_t *b;
+        size_t n, cap, max;
+} sl_obuf_t;
+
+int sl_obuf_put(sl_obuf_t *o, const void *p, size_t n);
+int sl_obuf_long(sl_obuf_t *o, int64_t v);
+
+typedef enum {
+        RP_COPY,   /* writer and reader schemas are equal: validate and copy */
+        RP_PRIM,   /* a primitive promoted (Avro spec: int->long/float/double, ...) */
+        RP_ENUM,   /* symbols mapped by name */
+        RP_ARRAY,  /* items resolved */
+        RP_MAP,    /* values resolved */
+        RP_RECORD, /* fields matched by name (or reader alias) */
+        RP_WUNION, /* writer union: one plan per writer branch */
+        RP_RUNION, /* writer non-union into a reader union: branch chosen once */
+        RP_ERROR,  /* cannot be resolved; an error when the data holds it */
+} rp_kind_t;
+
+typedef struct sl_rp_s sl_rp_t;
+
+typedef struct rp_wfield_s {
+        const char *name;    /* writer field name */
+        avro_schema_t w;     /* writer field schema (to skip it) */
+        const sl_rp_t *plan; /* NULL: not in the reader, skipped */
+        int rfield;          /* reader field index, -1 when skipped */
+} rp_wfield_t;
+
+typedef struct rp_rfield_s {
+        int wfield;   /* writer field index, -1: the reader's default */
+        uint8_t *def; /* the default, Avro binary of the reader field's schema */
+        size_t def_len;
+} rp_rfield_t;
+
+/** One node of a resolution plan (Avro spec, "Schema Resolution"). */
+struct sl_rp_s {
+        rp_kind_t kind;
+        int building;
+        avro_schema_t w, r;
+        avro_type_t wt, rt;   /* RP_PRIM */
+        const sl_rp_t *items; /* RP_ARRAY, RP_MAP; RP_RUNION: the branch plan */
+        size_t w_item_min;    /* RP_ARRAY, RP_MAP: minimum encoded writer item */
+        size_t n_wfields, n_rfields;
+        rp_wfield_t *wf;
+        rp_rfield_t *rf;
+        int in_order;           /* RP_RECORD: reader order = writer order */
+        size_t n_branches;      /* RP_WUNION */
+        const sl_rp_t **branch; /* RP_WUNION */
+        int64_t rbranch;        /* RP_RUNION: reader branch index */
+        int64_t *enum_map;      /* RP_ENUM: writer symbol -> reader symbol, -1 none */
+        size_t n_enum;
+        char *msg;     /* RP_ERROR: why, "path: reason" */
+        size_t reason; /* RP_ERROR: offset of the reason in msg */
+};
+
+/** A resolution plan: every node, owned here (plans may be cyclic). */
+typedef struct sl_rplan_s {
+        const sl_rp_t *root;
+        sl_rp_t **nodes;
+        size_t n_nodes, cap_nodes;
+} sl_rplan_t;
+
+/**
+ * @brief Resolve \p writer against \p reader (whose file text is
+ *        \p reader_json, for defaults and aliases).
+ * @returns SL_OK with *planp (caller destroys); when the schemas cannot be
+ *          resolved, also SL_OK with (*planp)->root->kind == RP_ERROR and
+ *          its msg naming the field; SL_ERR_NOMEM.
+ */
+sl_err_t sl_rplan_new(avro_schema_t writer, avro_schema_t reader, const sl_json_t *reader_json,
+                      sl_rplan_t **planp);
+void sl_rplan_destroy(sl_rplan_t *plan);
+
+/**
+ * @brief Rewrite one writer-schema value as the reader-schema value that
+ *        \p plan resolves it to (Avro binary in, Avro binary out).
+ * Bounds-checked like sl_rd_*; the output is limited to a small multiple of
+ * \p len. @returns SL_OK with a malloc'd *outp; SL_ERR_DECODE (bytes
+ * invalid for the writer schema), SL_ERR_SCHEMA (the data holds a union
+ * branch or enum symbol the reader cannot resolve), SL_ERR_NOMEM.
+ */
+sl_err_t sl_rplan_transcode(const sl_rplan_t *plan, const uint8_t *buf, size_t len, uint8_t **outp,
+                            size_t *outlenp, char *errstr, size_t errstr_size);
+
+/** One writer schema of requests (codec.writer_schemas / request_writer_schema). */
+typedef struct sl_writer_s {
+        int32_t id; /* Confluent schema id (raw framing: unused) */
+        char *path; /* the .avsc file, "" for the reader schema itself */
+        avro_schema_t schema;
+        sl_rplan_t *plan;   /* NULL: writer = reader, bytes decoded as they are */
+        char *incompatible; /* why it cannot be resolved, NULL when it can */
+} sl_writer_t;
+
 struct sl_codec_s {
         sl_framing_t framing;
         int32_t schema_id[SL_REC__CNT];
         avro_schema_t schema[SL_REC__CNT];
         avro_value_iface_t *iface[SL_REC__CNT];
         sl_request_layout_t rq;
+        sl_json_t *rq_json; /* the reader schema's text, while writers are resolved */
+        size_t n_writers;
+        sl_writer_t *writers;
 };
+
+/* ---- writers.c ------------------------------------------------------------ */
+
+/** @brief Load and resolve the writer schemas named in \p params. */
+sl_err_t sl_codec_writers_load(sl_codec_t *codec, const sl_codec_params_t *params, char *errstr,
+                               size_t errstr_size);
+void sl_codec_writers_destroy(sl_codec_t *codec);
+
+/**
+ * @brief Unframe a request and resolve it to the reader schema.
+ * @returns SL_OK with the reader-schema payload in *payloadp and *plenp (a view
+ *          into \p buf, or *ownedp which the caller frees); SL_ERR_FRAMING,
+ *          SL_ERR_SCHEMA, SL_ERR_DECODE, SL_ERR_NOMEM.
+ */
+sl_err_t sl_codec_request_payload(const sl_codec_t *codec, const void *buf, size_t len,
+                                  const uint8_t **payloadp, size_t *plenp, uint8_t **ownedp,
+                                  char *errstr, size_t errstr_size);
 
 /* ---- bounds-checked Avro binary reader (avro_read.c) ------------------- */
 
@@ -146,6 +296,13 @@ size_t sl_avro_min_size(avro_schema_t schema);
 sl_err_t sl_codec_unframe(const sl_codec_t *codec, sl_rec_t rec, const void *buf, size_t len,
                           const uint8_t **payloadp, size_t *plenp, char *errstr,
                           size_t errstr_size);
+/**
+ * @brief Like sl_codec_unframe() but any Confluent schema id is accepted and
+ *        returned in *idp (raw framing: *idp = -1).
+ */
+sl_err_t sl_codec_unframe_id(const sl_codec_t *codec, sl_rec_t rec, const void *buf, size_t len,
+                             const uint8_t **payloadp, size_t *plenp, int32_t *idp, char *errstr,
+                             size_t errstr_size);
 /** @brief Bytes of framing before the Avro payload (0 or 5). */
 size_t sl_codec_header_size(const sl_codec_t *codec);
 /** @brief Write the framing header of record \p rec into \p dst. */

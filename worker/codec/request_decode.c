@@ -14,6 +14,12 @@
  * allocating (avro_read.c), writes typed arrays straight into the tensor's
  * dense buffer, and names the field at fault in every error.
  *
+ * Schema evolution: a request written with another writer schema is first
+ * rewritten into the reader schema's encoding by its resolution plan
+ * (writers.c, resolve.c, transcode.c; Avro spec "Schema Resolution"), with
+ * the same bounds checks; this decoder then reads reader-schema bytes only.
+ * Writers equal to the reader schema skip that step.
+ *
  * Errors: bytes that are not a valid record are SL_ERR_DECODE and stop the
  * walk. A valid record with an invalid tensor is SL_ERR_BAD_REQUEST; the
  * first such problem is remembered and the walk continues, so a request
@@ -603,6 +609,7 @@ sl_err_t sl_codec_decode_request(const sl_codec_t *codec, const void *buf, size_
 {
         sl_request_t *req = NULL;
         const uint8_t *payload;
+        uint8_t *resolved = NULL;
         size_t plen;
         sl_err_t err;
         dec_t d;
@@ -610,8 +617,8 @@ sl_err_t sl_codec_decode_request(const sl_codec_t *codec, const void *buf, size_
         *reqp = NULL;
         if (idp)
                 *idp = NULL;
-        err =
-            sl_codec_unframe(codec, SL_REC_REQUEST, buf, len, &payload, &plen, errstr, errstr_size);
+        err = sl_codec_request_payload(codec, buf, len, &payload, &plen, &resolved, errstr,
+                                       errstr_size);
         if (err)
                 goto done;
         req = calloc(1, sizeof(*req));
@@ -633,6 +640,7 @@ sl_err_t sl_codec_decode_request(const sl_codec_t *codec, const void *buf, size_
                 err = SL_ERR_BAD_REQUEST;
         }
 done:
+        free(resolved);
         if (err && req) {
                 if (idp) {
                         *idp = req->id; /* ownership moves to the caller */

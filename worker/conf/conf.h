@@ -35,7 +35,8 @@
  * An unknown SLUICE_{WORKER,BATCH,TOPICS,CODEC}_* variable (a typo) is logged
  * as a warning with the closest name, not an error, for the same reason.
  *
- * Relative paths (worker.models_dir, codec.schema_dir) are kept as written
+ * Relative paths (worker.models_dir, codec.schema_dir, codec.writer_schemas,
+ * codec.request_writer_schema) are kept as written
  * and so resolve against the worker's working directory, not the config
  * file's directory (the container's WORKDIR; absolute paths avoid surprises).
  * `@include "x.cfg"` resolves against the directory of the config file.
@@ -90,6 +91,9 @@ typedef struct sl_conf_s {
         int response_schema_id;
         int dead_letter_schema_id;
         int metrics_schema_id;
+        size_t n_writer_schemas;
+        char *writer_schemas[SL_CONF_MAX_TOPICS]; /**< "ID=PATH": request writer schemas */
+        char *request_writer_schema;              /**< raw framing; NULL = the reader schema */
         /* delivery */
         char *delivery_guarantee; /**< "at_least_once" or "exactly_once" */
         char *delivery_transactional_id;

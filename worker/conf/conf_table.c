@@ -95,6 +95,26 @@ const sl_conf_setting_t sl_conf_settings[] = {
             "Schema id of DeadLetter."),
     ROW_INT("codec.metrics_schema_id", metrics_schema_id, "4", 0, SCHEMA_ID_MAX,
             "Schema id of WorkerMetrics."),
+    {.path = "codec.writer_schemas",
+     .type = SL_CONF_T_STRLIST,
+     .def = NULL,
+     .def_doc = "`request_schema_id` = the reader schema",
+     .offset = OFF(writer_schemas),
+     .count_offset = OFF(n_writer_schemas),
+     .min = 0,
+     .desc = "Confluent framing: the writer schemas of requests as `\"ID=PATH\"` (schema id = "
+             "`.avsc` file), each resolved against the reader schema `inference_request.avsc` "
+             "at start-up (Avro schema resolution). `request_schema_id` names the reader "
+             "schema unless listed here. A schema that cannot be resolved is logged and its "
+             "requests become dead letters with code `SCHEMA`. Relative paths resolve against "
+             "the working directory."},
+    {.path = "codec.request_writer_schema",
+     .type = SL_CONF_T_STR,
+     .def = NULL,
+     .def_doc = "the reader schema",
+     .offset = OFF(request_writer_schema),
+     .desc = "Raw framing: the `.avsc` file every request is written with, resolved against "
+             "the reader schema at start-up; one that cannot be resolved stops start-up."},
     ROW_ENUM("delivery.guarantee", delivery_guarantee, "at_least_once", guarantees,
              "`at_least_once`: an input offset is committed only after its outputs are "
              "acknowledged (a crash can repeat outputs). `exactly_once`: outputs and input "
@@ -218,6 +238,39 @@ sl_err_t sl_conf_set_str(sl_conf_t *conf, const sl_conf_setting_t *row, const ch
         return SL_OK;
 }
 
+/* codec.writer_schemas entries are "ID=PATH" with distinct ids (checked here
+ * so that the error names the file and line; the codec reads the files). */
+static sl_err_t check_writer_schemas(const sl_conf_setting_t *row, const char *const *items,
+                                     size_t n, const char *where, char *errstr, size_t errstr_size)
+{
+        int64_t ids[SL_CONF_MAX_TOPICS];
+
+        if (row->offset != OFF(writer_schemas))
+                return SL_OK;
+        for (size_t i = 0; i < n && i < SL_CONF_MAX_TOPICS; i++) {
+                const char *eq = strchr(items[i], '=');
+                char num[16];
+
+                if (!eq || eq == items[i] || !eq[1] || (size_t)(eq - items[i]) >= sizeof(num) ||
+                    !sl_strfmt(num, sizeof(num), "%.*s", (int)(eq - items[i]), items[i]) ||
+                    sl_parse_i64(num, &ids[i]) || ids[i] < 0 || ids[i] > SCHEMA_ID_MAX) {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: %s: entry %zu \"%s\" is not \"ID=PATH\" (ID 0..%d)", where,
+                                  row->path, i + 1, items[i], SCHEMA_ID_MAX);
+                        return SL_ERR_CONFIG;
+                }
+                for (size_t j = 0; j < i; j++) {
+                        if (ids[j] == ids[i]) {
+                                sl_strfmt(errstr, errstr_size,
+                                          "%s: %s: schema id %lld is listed twice", where,
+                                          row->path, (long long)ids[i]);
+                                return SL_ERR_CONFIG;
+                        }
+                }
+        }
+        return SL_OK;
+}
+
 sl_err_t sl_conf_set_strlist(sl_conf_t *conf, const sl_conf_setting_t *row,
                              const char *const *items, size_t n, const char *where, char *errstr,
                              size_t errstr_size)
@@ -234,6 +287,8 @@ sl_err_t sl_conf_set_strlist(sl_conf_t *conf, const sl_conf_setting_t *row,
                           row->path, n, (long long)row->min, SL_CONF_MAX_TOPICS);
                 goto done;
         }
+        if (check_writer_schemas(row, items, n, where, errstr, errstr_size))
+                goto done;
         for (i = 0; i < n; i++) {
                 if (!*items[i]) {
                         sl_strfmt(errstr, errstr_size, "%s: %s: entry %zu is empty", where,
@@ -357,6 +412,10 @@ sl_err_t sl_conf_init_defaults(sl_conf_t *conf)
         for (size_t i = 0; i < sl_conf_settings_cnt; i++) {
                 const sl_conf_setting_t *row = &sl_conf_settings[i];
                 const char *def = row->def;
+                /* Rows without a default other than worker.id start unset (NULL or an
+                 * empty list); their def_doc says what that means. */
+                if (!def && row->offset != OFF(worker_id))
+                        continue;
                 if (!def) {
                         /* Only worker.id is computed: the host name is the pod name under
                          * Kubernetes, unique per replica, which is what the id is for. */

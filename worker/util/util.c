@@ -31,6 +31,7 @@ static const struct {
     [SL_ERR_KAFKA] = {"KAFKA", "Kafka error"},
     [SL_ERR_TIMEOUT] = {"TIMEOUT", "timed out"},
     [SL_ERR_INTERNAL] = {"INTERNAL", "internal error"},
+    [SL_ERR_SCHEMA] = {"SCHEMA", "incompatible writer schema"},
 };
 
 const char *sl_err2str(sl_err_t err)

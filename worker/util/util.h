@@ -38,6 +38,7 @@ typedef enum {
         SL_ERR_KAFKA,         /**< librdkafka error */
         SL_ERR_TIMEOUT,       /**< operation timed out */
         SL_ERR_INTERNAL,      /**< bug or unexpected state */
+        SL_ERR_SCHEMA,        /**< writer schema cannot be resolved against the reader schema */
         SL_ERR__CNT
 } sl_err_t;
 
