@@ -15,18 +15,23 @@ static sl_worker_t *the_worker;
 
 static void on_signal(int sig)
 {
-        (void)sig;
-        if (the_worker)
+        if (!the_worker)
+                return;
+        if (sig == SIGHUP)
+                sl_worker_reload(the_worker);
+        else
                 sl_worker_stop(the_worker);
 }
 
 static void usage(FILE *fp)
 {
-        fprintf(fp, "usage: sluice worker -c FILE [--log-level LEVEL]\n"
-                    "  -c, --config FILE   libconfig file (see `sluice config --reference`)\n"
-                    "      --log-level L   err, warning, notice, info, debug (overrides the "
-                    "config)\n"
-                    "SIGTERM or SIGINT drains in-flight work, commits and exits.\n");
+        fprintf(fp,
+                "usage: sluice worker -c FILE [--log-level LEVEL]\n"
+                "  -c, --config FILE   libconfig file (see `sluice config --reference`)\n"
+                "      --log-level L   err, warning, notice, info, debug (overrides the "
+                "config)\n"
+                "SIGTERM or SIGINT drains in-flight work, commits and exits; SIGHUP reloads the\n"
+                "model repository (new and removed version folders) at once.\n");
 }
 
 int sl_cmd_worker(int argc, char **argv)
@@ -115,6 +120,7 @@ int sl_cmd_worker(int argc, char **argv)
         sa.sa_handler = on_signal;
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
         err = sl_worker_run(w);
         rc = err ? 1 : 0;
 done:

@@ -72,7 +72,9 @@ typedef struct sl_conf_s {
         char *models_dir; /**< model repository root */
         int top_k;        /**< classes in each response (0 = none) */
         int metrics_interval_ms;
-        int shutdown_timeout_ms; /**< SIGTERM drain budget */
+        int shutdown_timeout_ms;    /**< SIGTERM drain budget */
+        int reload_interval_ms;     /**< model repository checks; 0 = SIGHUP only */
+        int model_memory_budget_mb; /**< 0 = no budget */
         size_t n_pass_headers;
         char *pass_headers[SL_CONF_MAX_TOPICS]; /**< request headers copied to responses */
         /* batch */

@@ -54,6 +54,14 @@ const sl_conf_setting_t sl_conf_settings[] = {
     ROW_INT("worker.shutdown_timeout_ms", shutdown_timeout_ms, "20000", 0, 120000,
             "Drain budget on SIGTERM: in-flight batches finish, are flushed and committed "
             "within it (ms). Keep it below Kubernetes' grace period (30 s by default)."),
+    ROW_INT("worker.reload_interval_ms", reload_interval_ms, "5000", 0, 3600000,
+            "How often the model repository is checked for new and removed version folders "
+            "(ms); 0 = only on SIGHUP. New versions are loaded, warmed up and swapped in; "
+            "removed ones are drained and freed."),
+    ROW_INT("worker.model_memory_budget_mb", model_memory_budget_mb, "0", 0, 1048576,
+            "Budget for loaded model files (MiB); 0 = none. A reload that would exceed it "
+            "frees the replaced version before loading the new one (drain-then-load) instead "
+            "of holding both (load-then-swap)."),
     ROW_INT("batch.max_size", batch_max_size, "32", 1, 4096,
             "Most requests run through a model in one micro-batch."),
     ROW_INT("batch.max_wait_ms", batch_max_wait_ms, "5", 0, 10000,

@@ -52,12 +52,6 @@ sl_err_t sl_stream_obs_init(sl_worker_t *w, char *errstr, size_t errstr_size)
 
         if (!(w->obs = sl_obs_metrics_new()))
                 return SL_ERR_NOMEM;
-        for (size_t i = 0; i < w->n_batches; i++) {
-                model_stats_t *s = &w->stats[i];
-                if (sl_obs_metrics_model(w->obs, s->model->name, s->model->version, &s->obs))
-                        return SL_ERR_NOMEM;
-                sl_obs_gauge_set(s->obs.loaded, 1.0);
-        }
         sl_obs_info_set(w->obs->openblas_core_info, sl_engine_blas_core());
         atomic_store(&w->loop_us, now);
         atomic_store(&w->progress_us, now);

@@ -78,7 +78,8 @@ static int64_t consumer_lag(sl_worker_t *w)
 
 void sl_stream_metrics_publish(sl_worker_t *w)
 {
-        sl_model_metrics_t *mm = calloc(w->n_batches ? w->n_batches : 1, sizeof(*mm));
+        sl_model_metrics_t *mm = calloc(w->n_stats ? w->n_stats : 1, sizeof(*mm));
+        size_t n_mm = 0;
         sl_worker_metrics_t rec = {0};
         int64_t now_ms = sl_wall_ms();
         void *buf = NULL;
@@ -86,11 +87,15 @@ void sl_stream_metrics_publish(sl_worker_t *w)
 
         if (!mm)
                 return;
-        for (size_t i = 0; i < w->n_batches; i++) {
-                model_stats_t *s = &w->stats[i];
-                sl_model_metrics_t *m = &mm[i];
-                m->model_name = s->model->name;
-                m->model_version = s->model->version;
+        for (size_t i = 0; i < w->n_stats; i++) {
+                model_stats_t *s = w->stats[i];
+                sl_model_metrics_t *m;
+                /* An unloaded version is reported while its last messages still count. */
+                if (!s->loaded && !s->requests && !s->responses && !s->latency.cnt)
+                        continue;
+                m = &mm[n_mm++];
+                m->model_name = s->name;
+                m->model_version = s->version;
                 m->requests = s->requests;
                 m->responses = s->responses;
                 m->errors = s->errors;
@@ -134,7 +139,7 @@ void sl_stream_metrics_publish(sl_worker_t *w)
                                  : rate > 0            ? (double)rec.consumer_lag / rate
                                                        : INFINITY);
         }
-        rec.n_models = w->n_batches;
+        rec.n_models = n_mm;
         rec.models = mm;
         if (!sl_codec_encode_metrics(w->codec, &rec, &buf, &len))
                 sl_stream_produce(w, w->conf->metrics_topic, w->conf->worker_id,
@@ -144,8 +149,8 @@ void sl_stream_metrics_publish(sl_worker_t *w)
         free(mm);
 
         /* A new window starts. */
-        for (size_t i = 0; i < w->n_batches; i++) {
-                model_stats_t *s = &w->stats[i];
+        for (size_t i = 0; i < w->n_stats; i++) {
+                model_stats_t *s = w->stats[i];
                 s->requests = s->responses = s->errors = s->batches = 0;
                 s->labelled = s->correct = s->batch_rows = 0;
                 s->batch_size_max = 0;
@@ -158,10 +163,14 @@ void sl_stream_metrics_publish(sl_worker_t *w)
 
 void sl_stream_stats_cleanup(sl_worker_t *w)
 {
-        for (size_t i = 0; i < w->n_batches; i++) {
-                free(w->stats[i].latency.v);
-                free(w->stats[i].inference.v);
+        for (size_t i = 0; i < w->n_stats; i++) {
+                free(w->stats[i]->latency.v);
+                free(w->stats[i]->inference.v);
+                free(w->stats[i]->name);
+                free(w->stats[i]->version);
+                free(w->stats[i]);
         }
         free(w->stats);
         w->stats = NULL;
+        w->n_stats = 0;
 }

@@ -32,56 +32,88 @@ static void shape_str(char *buf, size_t size, int ndim, const int64_t *dims)
                 snprintf(buf + off, size - off, "]");
 }
 
+/*
+ * Start serving a loaded model version: its batch (session, buffers) and its
+ * counters. Counters outlive the version (messages in flight still point at
+ * them), so they are kept until the worker goes.
+ */
+sl_err_t sl_stream_model_add(sl_worker_t *w, const sl_repo_model_t *m, char *errstr,
+                             size_t errstr_size)
+{
+        const sl_value_info_t *in0 = sl_model_input(m->model, 0);
+        size_t n_in = sl_model_input_count(m->model), n_out = sl_model_output_count(m->model);
+        batch_t *b = calloc(1, sizeof(*b)), **bt;
+        model_stats_t *st = calloc(1, sizeof(*st)), **stt;
+
+        if (!b || !st || !(st->name = strdup(m->name)) || !(st->version = strdup(m->version)) ||
+            sl_obs_metrics_model(w->obs, m->name, m->version, &st->obs) ||
+            sl_session_new(m->model, &b->session) ||
+            !(b->inputs = calloc(n_in + 1, sizeof(*b->inputs))) ||
+            !(b->input_cap = calloc(n_in + 1, sizeof(*b->input_cap))) ||
+            !(b->outputs = calloc(n_out + 1, sizeof(*b->outputs))) ||
+            !(bt = realloc(w->batches, (w->n_batches + 1) * sizeof(*bt))) ||
+            (w->batches = bt, !(stt = realloc(w->stats, (w->n_stats + 1) * sizeof(*stt))))) {
+                sl_strfmt(errstr, errstr_size, "%s/%s: out of memory", m->name, m->version);
+                if (b) {
+                        sl_session_destroy(b->session);
+                        free(b->inputs);
+                        free(b->input_cap);
+                        free(b->outputs);
+                }
+                if (st) {
+                        free(st->name);
+                        free(st->version);
+                }
+                free(b);
+                free(st);
+                return SL_ERR_NOMEM;
+        }
+        w->stats = stt;
+        b->model = m;
+        b->stats = st;
+        st->model = m;
+        st->loaded = 1;
+        sl_obs_gauge_set(st->obs.loaded, 1.0);
+        b->max_rows = w->conf->batch_max_size < m->max_batch_size ? w->conf->batch_max_size
+                                                                  : m->max_batch_size;
+        /* A model with a fixed first dimension runs one request at a time. */
+        if (in0 && in0->ndim > 0 && in0->dims[0] > 0)
+                b->max_rows = in0->dims[0];
+        w->batches[w->n_batches++] = b;
+        w->stats[w->n_stats++] = st;
+        return SL_OK;
+}
+
+static void batch_free(batch_t *b)
+{
+        size_t n_in = sl_model_input_count(b->model->model);
+        for (size_t j = 0; j < b->cnt; j++) {
+                sl_request_destroy(b->reqs[j].req);
+                rd_kafka_message_destroy(b->reqs[j].msg);
+        }
+        free(b->reqs);
+        for (size_t j = 0; j < n_in; j++)
+                free(b->inputs[j].data);
+        free(b->inputs);
+        free(b->input_cap);
+        free(b->outputs);
+        sl_session_destroy(b->session);
+        free(b);
+}
+
 sl_err_t sl_stream_batches_init(sl_worker_t *w, char *errstr, size_t errstr_size)
 {
-        size_t n = sl_repo_count(w->repo);
-
-        if (!(w->batches = calloc(n, sizeof(*w->batches))) ||
-            !(w->stats = calloc(n, sizeof(*w->stats))))
-                return SL_ERR_NOMEM;
-        w->n_batches = n;
-        for (size_t i = 0; i < n; i++) {
-                batch_t *b = &w->batches[i];
-                const sl_repo_model_t *m = sl_repo_get(w->repo, i);
-                const sl_value_info_t *in0 = sl_model_input(m->model, 0);
-                b->model = m;
-                b->stats = &w->stats[i];
-                b->stats->model = m;
-                b->max_rows = w->conf->batch_max_size < m->max_batch_size ? w->conf->batch_max_size
-                                                                          : m->max_batch_size;
-                /* A model with a fixed first dimension runs one request at a time. */
-                if (in0 && in0->ndim > 0 && in0->dims[0] > 0)
-                        b->max_rows = in0->dims[0];
-                if (sl_session_new(m->model, &b->session) ||
-                    !(b->inputs = calloc(sl_model_input_count(m->model) + 1, sizeof(*b->inputs))) ||
-                    !(b->input_cap =
-                          calloc(sl_model_input_count(m->model) + 1, sizeof(*b->input_cap))) ||
-                    !(b->outputs =
-                          calloc(sl_model_output_count(m->model) + 1, sizeof(*b->outputs)))) {
-                        sl_strfmt(errstr, errstr_size, "%s/%s: out of memory", m->name, m->version);
-                        return SL_ERR_NOMEM;
-                }
-        }
+        sl_err_t err;
+        for (size_t i = 0; i < sl_repo_count(w->repo); i++)
+                if ((err = sl_stream_model_add(w, sl_repo_get(w->repo, i), errstr, errstr_size)))
+                        return err;
         return SL_OK;
 }
 
 void sl_stream_batches_destroy(sl_worker_t *w)
 {
-        for (size_t i = 0; i < w->n_batches; i++) {
-                batch_t *b = &w->batches[i];
-                size_t n_in = sl_model_input_count(b->model->model);
-                for (size_t j = 0; j < b->cnt; j++) {
-                        sl_request_destroy(b->reqs[j].req);
-                        rd_kafka_message_destroy(b->reqs[j].msg);
-                }
-                free(b->reqs);
-                for (size_t j = 0; j < n_in; j++)
-                        free(b->inputs[j].data);
-                free(b->inputs);
-                free(b->input_cap);
-                free(b->outputs);
-                sl_session_destroy(b->session);
-        }
+        for (size_t i = 0; i < w->n_batches; i++)
+                batch_free(w->batches[i]);
         free(w->batches);
         w->batches = NULL;
         w->n_batches = 0;
@@ -90,9 +122,34 @@ void sl_stream_batches_destroy(sl_worker_t *w)
 static batch_t *batch_find(sl_worker_t *w, const sl_repo_model_t *m)
 {
         for (size_t i = 0; i < w->n_batches; i++)
-                if (w->batches[i].model == m)
-                        return &w->batches[i];
+                if (w->batches[i]->model == m)
+                        return w->batches[i];
         return NULL;
+}
+
+static void batch_run(sl_worker_t *w, batch_t *b);
+
+/*
+ * Stop serving a model version: its open batch runs first (its requests are
+ * answered by the version they were routed to), then it is freed.
+ * @remark The caller detaches \p m from the repository and frees it after.
+ */
+void sl_stream_model_remove(sl_worker_t *w, const sl_repo_model_t *m)
+{
+        for (size_t i = 0; i < w->n_batches; i++) {
+                batch_t *b = w->batches[i];
+                if (b->model != m)
+                        continue;
+                batch_run(w, b);
+                b->stats->loaded = 0;
+                b->stats->model = NULL;
+                sl_obs_gauge_set(b->stats->obs.loaded, 0.0);
+                batch_free(b);
+                memmove(w->batches + i, w->batches + i + 1,
+                        (w->n_batches - i - 1) * sizeof(*w->batches));
+                w->n_batches--;
+                return;
+        }
 }
 
 /* Copy the allowed request headers (worker.pass_headers) and stamp the model. */
@@ -566,7 +623,7 @@ void sl_stream_flush_due(sl_worker_t *w, int64_t now_us, int force)
 {
         int64_t wait_us = (int64_t)w->conf->batch_max_wait_ms * 1000;
         for (size_t i = 0; i < w->n_batches; i++) {
-                batch_t *b = &w->batches[i];
+                batch_t *b = w->batches[i];
                 if (b->cnt && (force || now_us - b->opened_us >= wait_us))
                         batch_run(w, b);
         }
@@ -576,7 +633,7 @@ int64_t sl_stream_next_deadline_us(sl_worker_t *w)
 {
         int64_t wait_us = (int64_t)w->conf->batch_max_wait_ms * 1000, next = INT64_MAX;
         for (size_t i = 0; i < w->n_batches; i++) {
-                const batch_t *b = &w->batches[i];
+                const batch_t *b = w->batches[i];
                 if (b->cnt && b->opened_us + wait_us < next)
                         next = b->opened_us + wait_us;
         }

@@ -33,9 +33,10 @@ typedef struct sl_worker_s sl_worker_t;
  * (consumer-only properties are ignored by the producer, as librdkafka does).
  * @returns SL_OK; SL_ERR_CONFIG when librdkafka rejects a property (errstr
  *          "FILE:LINE: kafka.NAME: librdkafka's message"); SL_ERR_KAFKA.
- * @remark \p conf, \p repo and \p codec are borrowed and must outlive the worker.
+ * @remark \p conf, \p repo and \p codec are borrowed and must outlive the worker;
+ *         the worker changes \p repo on live reloads (worker.reload_interval_ms, SIGHUP).
  */
-sl_err_t sl_worker_new(const sl_conf_t *conf, const sl_repo_t *repo, const sl_codec_t *codec,
+sl_err_t sl_worker_new(const sl_conf_t *conf, sl_repo_t *repo, const sl_codec_t *codec,
                        sl_worker_t **workerp, char *errstr, size_t errstr_size);
 
 /**
@@ -54,6 +55,9 @@ sl_err_t sl_worker_conf_check(const sl_conf_t *conf, char *errstr, size_t errstr
  *          of unfinished messages are then not committed).
  */
 sl_err_t sl_worker_run(sl_worker_t *worker);
+
+/** @brief Ask sl_worker_run() to look for new and removed model versions now. Async-signal-safe. */
+void sl_worker_reload(sl_worker_t *worker);
 
 /** @brief Ask sl_worker_run() to drain and return. Async-signal-safe. */
 void sl_worker_stop(sl_worker_t *worker);

@@ -47,7 +47,9 @@ typedef struct samples_s {
 
 /** Counters of one model version (window and since start). */
 struct model_stats_s {
-        const sl_repo_model_t *model;
+        const sl_repo_model_t *model; /* NULL once unloaded */
+        char *name, *version;         /* copies: they outlive the model */
+        int loaded;
         int64_t requests, responses, errors, batches, labelled, correct;
         int64_t batch_rows;
         int32_t batch_size_max;
@@ -80,7 +82,7 @@ typedef struct batch_s {
 
 struct sl_worker_s {
         const sl_conf_t *conf;
-        const sl_repo_t *repo;
+        sl_repo_t *repo;
         const sl_codec_t *codec;
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
@@ -94,9 +96,12 @@ struct sl_worker_s {
         size_t inflight_max; /* pause partitions above this */
         int paused;
 
-        batch_t *batches; /* one per model version in the repository */
+        batch_t **batches; /* one per model version being served */
         size_t n_batches;
-        model_stats_t *stats; /* one per model version, parallel to batches */
+        model_stats_t **stats; /* one per model version ever served */
+        size_t n_stats;
+        volatile sig_atomic_t reload_now; /* SIGHUP */
+        int64_t next_reload_us;
 
         int64_t dead_letters, dead_letters_total;
         int64_t window_start_ms, next_metrics_us;
@@ -140,6 +145,12 @@ sl_err_t sl_stream_commit(sl_worker_t *w, int sync);
 /* serve.c: decode, route, batch, run, respond */
 sl_err_t sl_stream_batches_init(sl_worker_t *w, char *errstr, size_t errstr_size);
 void sl_stream_batches_destroy(sl_worker_t *w);
+sl_err_t sl_stream_model_add(sl_worker_t *w, const sl_repo_model_t *m, char *errstr,
+                             size_t errstr_size);
+void sl_stream_model_remove(sl_worker_t *w, const sl_repo_model_t *m);
+
+/* reload.c: live model reload */
+void sl_stream_reload(sl_worker_t *w);
 void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg);
 void sl_stream_flush_due(sl_worker_t *w, int64_t now_us, int force);
 int64_t sl_stream_next_deadline_us(sl_worker_t *w);

@@ -7,7 +7,7 @@
 /* Bound on messages in flight before partitions are paused (backpressure). */
 #define INFLIGHT_MAX_DEFAULT 10000
 
-sl_err_t sl_worker_new(const sl_conf_t *conf, const sl_repo_t *repo, const sl_codec_t *codec,
+sl_err_t sl_worker_new(const sl_conf_t *conf, sl_repo_t *repo, const sl_codec_t *codec,
                        sl_worker_t **workerp, char *errstr, size_t errstr_size)
 {
         sl_worker_t *w = calloc(1, sizeof(*w));
@@ -24,8 +24,8 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, const sl_repo_t *repo, const sl_co
                 sl_strfmt(w->txn_id, sizeof(w->txn_id), "sluice-%s", conf->worker_id);
         else
                 sl_strfmt(w->txn_id, sizeof(w->txn_id), "%s", conf->delivery_transactional_id);
-        if ((err = sl_stream_batches_init(w, errstr, errstr_size)) ||
-            (err = sl_stream_obs_init(w, errstr, errstr_size)) ||
+        if ((err = sl_stream_obs_init(w, errstr, errstr_size)) ||
+            (err = sl_stream_batches_init(w, errstr, errstr_size)) ||
             (err = sl_stream_clients_new(w, errstr, errstr_size)) ||
             (w->eos && (err = sl_stream_txn_init(w, errstr, errstr_size)))) {
                 sl_worker_destroy(w);
@@ -38,6 +38,11 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, const sl_repo_t *repo, const sl_co
 void sl_worker_stop(sl_worker_t *w)
 {
         w->stop = 1;
+}
+
+void sl_worker_reload(sl_worker_t *w)
+{
+        w->reload_now = 1;
 }
 
 /* Drain what the revoked partitions have in flight, then commit, before they go. */
@@ -153,6 +158,7 @@ sl_err_t sl_worker_run(sl_worker_t *w)
         if ((err = subscribe(w)))
                 return err;
         w->window_start_ms = sl_wall_ms();
+        w->next_reload_us = sl_now_us() + (int64_t)w->conf->reload_interval_ms * 1000;
         w->next_metrics_us = sl_now_us() + interval_us;
         SL_LOG(SL_LOG_NOTICE, "WORKER", "serving: worker_id=%s max_batch=%d max_wait_ms=%d",
                w->conf->worker_id, w->conf->batch_max_size, w->conf->batch_max_wait_ms);
@@ -182,6 +188,12 @@ sl_err_t sl_worker_run(sl_worker_t *w)
                 sl_obs_gauge_set(w->obs->in_flight, (double)w->inflight_cnt);
                 if (w->eos && now >= w->next_txn_us)
                         sl_stream_txn_commit(w, 1, 0);
+                if (w->reload_now || (w->conf->reload_interval_ms && now >= w->next_reload_us)) {
+                        w->reload_now = 0;
+                        sl_stream_reload(w);
+                        w->next_reload_us =
+                            sl_now_us() + (int64_t)w->conf->reload_interval_ms * 1000;
+                }
                 sl_stream_flush_due(w, now, 0);
                 sl_stream_backpressure(w);
                 if (now >= w->next_metrics_us) {
