@@ -9,22 +9,70 @@
 #include "../engine_int.h"
 #include "ops.h"
 
-sl_err_t sl_check_batch_norm(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size)
-{
-        (void)opset;
-        if (sl_attr_int(node, "training_mode", 0)) {
-                sl_strfmt(errstr, errstr_size, "training_mode=1 is not supported");
-                return SL_ERR_UNSUPPORTED;
-        }
-        return SL_OK;
-}
-
 static bool all_float(const sl_opctx_t *c, int n)
 {
         for (int i = 0; i < n; i++)
                 if (!c->in[i] || c->in[i]->dtype != SL_DT_FLOAT)
                         return false;
         return true;
+}
+
+/*
+ * training_mode=1 (opset 14+): normalise with the batch's own mean and
+ * (population) variance over every axis but 1; outputs 1 and 2, when present,
+ * are the updated running statistics input * momentum + batch * (1 - momentum).
+ * @sa ONNX docs/Operators.md, "BatchNormalization" (14, 15).
+ */
+static sl_err_t batch_norm_training(sl_opctx_t *c, float eps)
+{
+        const sl_tensor_t *x = c->in[0];
+        float mom = sl_attr_float(c->node, "momentum", 0.9f);
+        int64_t N = x->dims[0], C = x->dims[1], I = 1;
+        const float *xd = x->data, *sc = c->in[1]->data, *bi = c->in[2]->data;
+        const float *rm = c->in[3]->data, *rv = c->in[4]->data;
+        double *stat = sl_op_scratch(c, sizeof(double) * 2 * (size_t)(C ? C : 1));
+        sl_tensor_t *y, *om = NULL, *ov = NULL;
+
+        for (int d = 2; d < x->ndim; d++)
+                I *= x->dims[d];
+        if (!stat || !(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x)) ||
+            (sl_op_has_output(c, 1) && !(om = sl_op_output_like(c, 1, SL_DT_FLOAT, c->in[3]))) ||
+            (sl_op_has_output(c, 2) && !(ov = sl_op_output_like(c, 2, SL_DT_FLOAT, c->in[4]))))
+                return sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
+        for (int64_t ch = 0; ch < C; ch++) {
+                double sum = 0, sq = 0, cnt = (double)(N * I), mean, var;
+                for (int64_t n = 0; n < N; n++) {
+                        const float *xp = xd + (n * C + ch) * I;
+                        for (int64_t i = 0; i < I; i++)
+                                sum += xp[i];
+                }
+                mean = cnt > 0 ? sum / cnt : 0;
+                for (int64_t n = 0; n < N; n++) {
+                        const float *xp = xd + (n * C + ch) * I;
+                        for (int64_t i = 0; i < I; i++)
+                                sq += (xp[i] - mean) * (xp[i] - mean);
+                }
+                var = cnt > 0 ? sq / cnt : 0;
+                stat[2 * ch] = mean;
+                stat[2 * ch + 1] = var;
+        }
+        for (int64_t n = 0; n < N; n++)
+                for (int64_t ch = 0; ch < C; ch++) {
+                        double a = sc[ch] / sqrt(stat[2 * ch + 1] + eps);
+                        const float *xp = xd + (n * C + ch) * I;
+                        float *yp = (float *)y->data + (n * C + ch) * I;
+                        for (int64_t i = 0; i < I; i++)
+                                yp[i] = (float)((xp[i] - stat[2 * ch]) * a + bi[ch]);
+                }
+        for (int64_t ch = 0; ch < C; ch++) {
+                if (om)
+                        ((float *)om->data)[ch] =
+                            (float)(rm[ch] * mom + stat[2 * ch] * (1.0 - mom));
+                if (ov)
+                        ((float *)ov->data)[ch] =
+                            (float)(rv[ch] * mom + stat[2 * ch + 1] * (1.0 - mom));
+        }
+        return SL_OK;
 }
 
 sl_err_t sl_op_batch_norm(sl_opctx_t *c)
@@ -46,6 +94,8 @@ sl_err_t sl_op_batch_norm(sl_opctx_t *c)
                 if (sl_tensor_numel(c->in[i]) != C)
                         return sl_op_fail(c, SL_ERR_SHAPE, "input #%d does not have %lld values", i,
                                           (long long)C);
+        if (sl_attr_int(c->node, "training_mode", 0))
+                return batch_norm_training(c, eps);
         if (!(y = sl_op_output_like(c, 0, SL_DT_FLOAT, x)))
                 return SL_ERR_NOMEM;
         I = N * C != 0 ? sl_tensor_numel(x) / (N * C) : 0;

@@ -24,10 +24,6 @@ sl_err_t sl_geom_init(sl_opctx_t *c, const sl_tensor_t *x, const int64_t *kernel
 /** @brief Load-time check of auto_pad / storage_order (Conv, pools). */
 sl_err_t sl_geom_check(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
 
-/** @brief Load-time check of BatchNormalization (training_mode unsupported). */
-sl_err_t sl_check_batch_norm(const sl_node_t *node, int64_t opset, char *errstr,
-                             size_t errstr_size);
-
 /** @brief Read an int64/int32 tensor into \p out; returns the count or -1. */
 int sl_read_ints(const sl_tensor_t *t, int64_t *out, int max);
 sl_err_t sl_op_abs(sl_opctx_t *c);
@@ -155,6 +151,18 @@ sl_err_t sl_op_eye_like(sl_opctx_t *c);
 sl_err_t sl_op_mvn(sl_opctx_t *c);
 sl_err_t sl_op_cast_like(sl_opctx_t *c);
 sl_err_t sl_op_scatter_nd(sl_opctx_t *c);
+
+/** @brief Dropout with training_mode true (ops/random.c): numpy-compatible masks. */
+sl_err_t sl_dropout_train(sl_opctx_t *c, const sl_tensor_t *x, double ratio);
+
+/* Losses (ops/loss.c). */
+sl_err_t sl_check_loss(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
+sl_err_t sl_op_nll_loss(sl_opctx_t *c);
+sl_err_t sl_op_softmax_cross_entropy_loss(sl_opctx_t *c);
+
+/* MaxPool with storage_order (ops/misc.c). */
+sl_err_t sl_check_max_pool(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
+sl_err_t sl_op_max_pool_indexed(sl_opctx_t *c);
 
 /* Control flow with subgraphs (ops/control.c). */
 sl_err_t sl_check_if(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);

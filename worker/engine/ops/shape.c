@@ -1,7 +1,7 @@
 /*
  * Shape plumbing: Reshape (0, -1, allowzero), Flatten, Shape, Size, Squeeze,
  * Unsqueeze (axes as attribute before opset 13, as input from 13), Identity,
- * Dropout (inference), Constant, ConstantOfShape, Expand, Range.
+ * Dropout (inference; training mode in random.c), Constant, ConstantOfShape, Expand, Range.
  * These operators copy bytes and work on every element type.
  */
 #include <math.h>
@@ -45,12 +45,13 @@ sl_err_t sl_op_identity(sl_opctx_t *c)
 
 sl_err_t sl_op_dropout(sl_opctx_t *c)
 {
-        const sl_tensor_t *x = c->in[0], *tm = sl_op_in(c, 2);
+        const sl_tensor_t *x = c->in[0], *r = sl_op_in(c, 1), *tm = sl_op_in(c, 2);
         sl_err_t err;
         if (!x)
                 return sl_op_fail(c, SL_ERR_MODEL, "input required");
         if (tm && sl_tensor_numel(tm) == 1 && sl_tensor_get_i64(tm, 0))
-                return sl_op_fail(c, SL_ERR_UNSUPPORTED, "training_mode=true is not supported");
+                return sl_dropout_train(
+                    c, x, r && sl_tensor_numel(r) == 1 ? sl_tensor_get_f64(r, 0) : 0.5);
         if ((err = copy_as(c, x, x->ndim, x->dims)))
                 return err;
         if (sl_op_has_output(c, 1)) {
