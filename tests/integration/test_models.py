@@ -47,11 +47,13 @@ def test_two_models_two_versions(bootstrap, tmp_path):
     repo_copy(tmp_path, ("3",), name="fashion_b")
     t = make_topics()
     cfg = worker_config(tmp_path / "w.cfg", bootstrap, t)
-    cfg.write_text(cfg.read_text().replace(f'models_dir = "{SRC / "models"}"',
-                                           f'models_dir = "{root}"'))
+    # The requests topic names a default model for requests that carry none.
+    cfg.write_text(cfg.read_text()
+                   .replace(f'models_dir = "{SRC / "models"}"', f'models_dir = "{root}"')
+                   .replace("topics: {", f'topics: {{\n  default_models = ["{t["requests"]}=fashion_b"];'))
     w = start_worker(cfg, tmp_path / "w.log")
     asks = [("fashion_cnn", "1"), ("fashion_cnn", "2"), ("fashion_cnn", None),
-            ("fashion_b", None), ("fashion_b", "3")]
+            ("fashion_b", None), ("fashion_b", "3"), ("", None)]
     p = producer(bootstrap)
     for i in range(200):
         m, v = asks[i % len(asks)]
@@ -66,6 +68,7 @@ def test_two_models_two_versions(bootstrap, tmp_path):
     assert len(got) == 200
     for i in range(200):
         m, v = asks[i % len(asks)]
+        m = m or "fashion_b"  # topics.default_models
         want_v = v or {"fashion_cnn": "2", "fashion_b": "3"}[m]  # default: the latest
         assert got[f"r{i}"] == (m, want_v, True), (i, got[f"r{i}"])
 

@@ -83,6 +83,8 @@ typedef struct sl_conf_s {
         /* topics */
         size_t n_request_topics;
         char *request_topics[SL_CONF_MAX_TOPICS];
+        size_t n_default_models;
+        char *default_models[SL_CONF_MAX_TOPICS]; /**< "TOPIC=MODEL" */
         char *response_topic;
         char *dead_letter_topic;
         char *metrics_topic;

@@ -83,6 +83,15 @@ const sl_conf_setting_t sl_conf_settings[] = {
      .min = 0,
      .desc = "Request headers copied onto the response (W3C trace context by default; `[]` = "
              "none). `model-name` and `model-version` are always stamped."},
+    {.path = "topics.default_models",
+     .type = SL_CONF_T_STRLIST,
+     .def = NULL,
+     .def_doc = "none",
+     .offset = OFF(default_models),
+     .count_offset = OFF(n_default_models),
+     .min = 0,
+     .desc = "`\"TOPIC=MODEL\"` entries: the model for requests on TOPIC whose `model_name` is "
+             "empty (latest version unless `model_version` names one)."},
     ROW_STR("topics.responses", response_topic, "sluice.responses",
             "Topic of the InferenceResponse records."),
     ROW_STR("topics.dead_letters", dead_letter_topic, "sluice.dead-letters",
@@ -279,6 +288,31 @@ static sl_err_t check_writer_schemas(const sl_conf_setting_t *row, const char *c
         return SL_OK;
 }
 
+/* topics.default_models entries are "TOPIC=MODEL", one per topic. */
+static sl_err_t check_default_models(const sl_conf_setting_t *row, const char *const *items,
+                                     size_t n, const char *where, char *errstr, size_t errstr_size)
+{
+        if (row->offset != OFF(default_models))
+                return SL_OK;
+        for (size_t i = 0; i < n; i++) {
+                const char *eq = strchr(items[i], '=');
+                if (!eq || eq == items[i] || !eq[1]) {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: %s: entry %zu \"%s\" is not \"TOPIC=MODEL\"", where,
+                                  row->path, i + 1, items[i]);
+                        return SL_ERR_CONFIG;
+                }
+                for (size_t j = 0; j < i; j++) {
+                        if (!strncmp(items[j], items[i], (size_t)(eq - items[i]) + 1)) {
+                                sl_strfmt(errstr, errstr_size, "%s: %s: topic %.*s is listed twice",
+                                          where, row->path, (int)(eq - items[i]), items[i]);
+                                return SL_ERR_CONFIG;
+                        }
+                }
+        }
+        return SL_OK;
+}
+
 sl_err_t sl_conf_set_strlist(sl_conf_t *conf, const sl_conf_setting_t *row,
                              const char *const *items, size_t n, const char *where, char *errstr,
                              size_t errstr_size)
@@ -295,7 +329,8 @@ sl_err_t sl_conf_set_strlist(sl_conf_t *conf, const sl_conf_setting_t *row,
                           row->path, n, (long long)row->min, SL_CONF_MAX_TOPICS);
                 goto done;
         }
-        if (check_writer_schemas(row, items, n, where, errstr, errstr_size))
+        if (check_writer_schemas(row, items, n, where, errstr, errstr_size) ||
+            check_default_models(row, items, n, where, errstr, errstr_size))
                 goto done;
         for (i = 0; i < n; i++) {
                 if (!*items[i]) {

@@ -584,6 +584,22 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
                 reject(w, msg, inf, req, NULL, SL_ERR_BAD_REQUEST, errstr);
                 goto finish;
         }
+        if (!*req->model_name) {
+                /* topics.default_models: the topic names the model. */
+                const char *topic = rd_kafka_topic_name(msg->rkt);
+                size_t tl = strlen(topic);
+                for (size_t i = 0; i < w->conf->n_default_models; i++) {
+                        const char *e = w->conf->default_models[i];
+                        if (!strncmp(e, topic, tl) && e[tl] == '=') {
+                                char *name = strdup(e + tl + 1);
+                                if (name) {
+                                        free(req->model_name);
+                                        req->model_name = name;
+                                }
+                                break;
+                        }
+                }
+        }
         if (!(m = sl_repo_find(w->repo, req->model_name, req->model_version))) {
                 sl_strfmt(errstr, sizeof(errstr), "model %s%s%s is not served here",
                           req->model_name, req->model_version ? " version " : "",
