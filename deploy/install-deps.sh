@@ -25,7 +25,7 @@ apt_packages=(
   libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libmicrohttpd-dev
   libonnx-dev libonnx-testdata dataset-fashion-mnist
   python3-torch python3-numpy python3-venv python3-pip
-  libcmocka-dev clang clang-format libclang-rt-14-dev
+  libcmocka-dev clang clang-format libclang-rt-14-dev libxxhash-dev
   maven openjdk-17-jre-headless
 )
 

@@ -125,3 +125,39 @@ def test_live_reload_while_streaming(bootstrap, tmp_path):
     assert "unloading fashion_cnn version 1" in log
     # The old version is freed: memory back near its level (the model file is 1.7 MB).
     assert rss_after < rss_before + 8 * 1024, (rss_before, rss_after)
+
+
+def test_canary_and_shadow(bootstrap, tmp_path):
+    """A canary at 10% receives 10% +- 1% of 50,000 requests; a shadow version runs a copy of
+    every request, is counted in its own metrics, and never answers."""
+    n = 50000
+    root = repo_copy(tmp_path, ("1", "2", "3"), config=(
+        'version_policy = "all";\ncanary_version = 2;\ncanary_fraction = 0.1;\n'
+        'shadow_version = 3;\n'))
+    t = make_topics()
+    cfg = worker_config(tmp_path / "w.cfg", bootstrap, t)
+    cfg.write_text(cfg.read_text().replace(f'models_dir = "{SRC / "models"}"',
+                                           f'models_dir = "{root}"'))
+    w = start_worker(cfg, tmp_path / "w.log")
+    subprocess.run([BIN, "produce", "-b", bootstrap, "-t", t["requests"], "-n", str(n),
+                    "--schema-dir", str(SRC / "schemas")], cwd=SRC, check=True,
+                   capture_output=True)
+    by_version = {}
+    for m in read_all(bootstrap, t["responses"], expect=n, timeout=180):
+        v = dict(m.headers() or [])["model-version"].decode()
+        by_version[v] = by_version.get(v, 0) + 1
+    assert w.stop() == 0
+    ms = schema("worker_metrics")
+    last = [fastavro.schemaless_reader(io.BytesIO(m.value()), ms)
+            for m in read_all(bootstrap, t["metrics"])][-1]
+    totals = {x["model_version"]: x for x in last["models"]}
+    share = by_version.get("2", 0) / n
+    print(f"canary 10%: responses by version {by_version} -> canary share {share:.4f}; "
+          f"shadow v3 ran {totals['3']['requests_total']} copies, correct_total "
+          f"{totals['3']['correct_total']} vs v1 {totals['1']['correct_total']}")
+    assert sum(by_version.values()) == n
+    assert "3" not in by_version  # the shadow never answers
+    assert 0.09 <= share <= 0.11, by_version
+    assert totals["3"]["requests_total"] == n  # ... but runs every request
+    assert totals["3"]["labelled_total"] == n
+    assert totals["1"]["requests_total"] + totals["2"]["requests_total"] == n

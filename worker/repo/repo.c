@@ -192,6 +192,30 @@ static sl_err_t model_config_read(const char *path, model_settings_t *ms, char *
                                 }
                                 ms->specific[ms->n_specific++] = config_setting_get_int(e);
                         }
+                } else if (!strcmp(name, "canary_version") || !strcmp(name, "shadow_version")) {
+                        int n;
+                        if (expect_type(s, CONFIG_TYPE_INT, "integer", path, errstr, errstr_size))
+                                goto done;
+                        if ((n = config_setting_get_int(s)) < 1) {
+                                sl_strfmt(errstr, errstr_size,
+                                          "%s:%d: %s: %d is not a version number", path, line, name,
+                                          n);
+                                goto done;
+                        }
+                        *(name[0] == 'c' ? &ms->canary_version : &ms->shadow_version) = n;
+                } else if (!strcmp(name, "canary_fraction")) {
+                        double f = config_setting_type(s) == CONFIG_TYPE_INT
+                                       ? (double)config_setting_get_int(s)
+                                       : config_setting_get_float(s);
+                        if ((config_setting_type(s) != CONFIG_TYPE_FLOAT &&
+                             config_setting_type(s) != CONFIG_TYPE_INT) ||
+                            !(f >= 0.0 && f <= 1.0)) {
+                                sl_strfmt(errstr, errstr_size,
+                                          "%s:%d: canary_fraction: expected a number in [0, 1]",
+                                          path, line);
+                                goto done;
+                        }
+                        ms->canary_fraction = f;
                 } else if (!strcmp(name, "allow_non_finite")) {
                         if (expect_type(s, CONFIG_TYPE_BOOL, "true or false", path, errstr,
                                         errstr_size))
@@ -229,7 +253,8 @@ static sl_err_t model_config_read(const char *path, model_settings_t *ms, char *
                             errstr, errstr_size,
                             "%s:%d: unknown setting '%s' (known: max_batch_size, "
                             "labels_file, top_k, output_kind, allow_non_finite, version_policy, "
-                            "num_versions, versions)",
+                            "num_versions, versions, canary_version, canary_fraction, "
+                            "shadow_version)",
                             path, line, name);
                         goto done;
                 }
@@ -350,6 +375,9 @@ sl_err_t repo_version_load(const char *root, const char *name, int64_t version,
         m->top_k = ms->top_k;
         m->output_kind = ms->kind;
         m->allow_non_finite = ms->allow_non_finite;
+        m->canary_version = ms->canary_version;
+        m->canary_fraction = ms->canary_fraction;
+        m->shadow_version = ms->shadow_version;
         if (!repo_file_stat(path, &mtime, &m->bytes) && m->bytes < 0)
                 m->bytes = 0;
         sl_strfmt(lpath, sizeof(lpath), "%s/%s", dir, ms->labels_file);

@@ -18,6 +18,12 @@
  *  - version_policy ("latest" | "all" | "specific", default "latest"),
  *    num_versions (int, default 1) for "latest", versions (list of ints)
  *    for "specific": which version folders are served (Triton's policy).
+ *  - canary_version (int) and canary_fraction (float 0..1): that fraction of
+ *    the requests naming no version go to the canary version (chosen by a
+ *    hash of the request id, so a retried request goes the same way).
+ *  - shadow_version (int): every request served by another version of this
+ *    model also runs on the shadow version; its result is counted in the
+ *    shadow version's metrics and never published.
  *  - allow_non_finite (bool, default false): with false a request whose
  *    float input holds NaN or Inf is refused (BAD_REQUEST) rather than
  *    answered with a meaningless prediction.
@@ -56,8 +62,11 @@ typedef struct sl_repo_model_s {
         int max_batch_size;
         int top_k; /**< -1 = not set in config.cfg (use the worker's) */
         sl_output_kind_t output_kind;
-        int allow_non_finite; /**< accept NaN / Inf in float inputs (default 0) */
-        int64_t bytes;        /**< size of model.onnx: the memory its weights take */
+        int allow_non_finite;   /**< accept NaN / Inf in float inputs (default 0) */
+        int64_t bytes;          /**< size of model.onnx: the memory its weights take */
+        int64_t canary_version; /**< 0 = none: version taking canary_fraction of requests */
+        double canary_fraction; /**< 0..1 of the requests that name no version */
+        int64_t shadow_version; /**< 0 = none: version that also runs every request, unanswered */
 } sl_repo_model_t;
 
 typedef struct sl_repo_s sl_repo_t;

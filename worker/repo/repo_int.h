@@ -26,6 +26,9 @@ typedef struct model_settings_s {
         int num_versions;
         size_t n_specific;
         int64_t specific[SPECIFIC_MAX];
+        int64_t canary_version; /* 0 = none */
+        double canary_fraction;
+        int64_t shadow_version; /* 0 = none */
 } model_settings_t;
 
 /* A version that failed to load: not tried again until its model.onnx changes. */

@@ -3,7 +3,9 @@
  * version's micro-batch, run full or due batches, and publish one response
  * per request (or an error response and a dead letter).
  */
+#define XXH_INLINE_ALL
 #include <math.h>
+#include <xxhash.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +130,7 @@ static batch_t *batch_find(sl_worker_t *w, const sl_repo_model_t *m)
 }
 
 static void batch_run(sl_worker_t *w, batch_t *b);
+static int same_row_shape(const batch_t *b, const sl_request_t *req);
 
 /*
  * Stop serving a model version: its open batch runs first (its requests are
@@ -411,13 +414,14 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
                 resp.error_code = SL_OK;
                 resp.has_label = pr->req->has_label;
                 resp.label = pr->req->label;
-                resp.timings.request_timestamp_ms = rd_kafka_message_timestamp(pr->msg, NULL);
-                resp.timings.queue_us = start_us - pr->inf->consumed_us;
+                resp.timings.request_timestamp_ms = pr->timestamp_ms;
+                resp.timings.queue_us = start_us - pr->consumed_us;
                 resp.timings.inference_us = infer_us;
                 resp.timings.batch_size = (int32_t)b->cnt;
                 b->stats->responses++;
                 b->stats->responses_total++;
-                pr->inf->answered = 1;
+                if (pr->inf)
+                        pr->inf->answered = 1;
                 sl_obs_histogram_observe(b->stats->obs.queue_time,
                                          (double)resp.timings.queue_us / 1e6);
                 if (pr->req->has_label && resp.n_classes) {
@@ -428,7 +432,8 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
                         b->stats->correct += hit;
                         b->stats->correct_total += hit;
                 }
-                publish_response(w, pr->msg, pr->inf, &resp);
+                if (pr->msg) /* a shadow run is counted, never published */
+                        publish_response(w, pr->msg, pr->inf, &resp);
                 row += pr->rows;
         }
 }
@@ -498,16 +503,20 @@ static void batch_run(sl_worker_t *w, batch_t *b)
                 for (size_t r = 0; r < b->cnt; r++) {
                         b->stats->errors++;
                         b->stats->errors_total++;
-                        reject(w, b->reqs[r].msg, b->reqs[r].inf, b->reqs[r].req, b->model,
-                               err == SL_ERR_NOMEM ? SL_ERR_INTERNAL : SL_ERR_MODEL, errstr);
+                        if (b->reqs[r].msg)
+                                reject(w, b->reqs[r].msg, b->reqs[r].inf, b->reqs[r].req, b->model,
+                                       err == SL_ERR_NOMEM ? SL_ERR_INTERNAL : SL_ERR_MODEL,
+                                       errstr);
                 }
         } else {
                 batch_respond(w, b, start_us, infer_us);
         }
         for (size_t r = 0; r < b->cnt; r++) {
-                sl_stream_inflight_finish(w, b->reqs[r].inf);
+                if (b->reqs[r].inf)
+                        sl_stream_inflight_finish(w, b->reqs[r].inf);
                 sl_request_destroy(b->reqs[r].req);
-                rd_kafka_message_destroy(b->reqs[r].msg);
+                if (b->reqs[r].msg)
+                        rd_kafka_message_destroy(b->reqs[r].msg);
         }
         b->cnt = 0;
         b->rows = 0;
@@ -515,7 +524,7 @@ static void batch_run(sl_worker_t *w, batch_t *b)
 }
 
 static sl_err_t batch_add(batch_t *b, sl_request_t *req, inflight_t *inf, rd_kafka_message_t *msg,
-                          int64_t rows)
+                          int64_t rows, int64_t consumed_us, int64_t timestamp_ms)
 {
         if (b->cnt == b->size) {
                 size_t size = b->size ? b->size * 2 : 16;
@@ -525,11 +534,109 @@ static sl_err_t batch_add(batch_t *b, sl_request_t *req, inflight_t *inf, rd_kaf
                 b->reqs = tmp;
                 b->size = size;
         }
-        b->reqs[b->cnt++] = (pending_req_t){req, inf, msg, rows};
+        b->reqs[b->cnt++] = (pending_req_t){req, inf, msg, rows, consumed_us, timestamp_ms};
         b->rows += rows;
         if (!b->opened_us)
-                b->opened_us = inf->consumed_us;
+                b->opened_us = consumed_us;
         return SL_OK;
+}
+
+/*
+ * Which version serves \p req: the one it names; else the model's canary for
+ * canary_fraction of the ids (XXH3 of the id, so a retry goes the same way)
+ * and otherwise the highest version that is neither canary nor shadow.
+ * *shadowp: the version that runs a copy, unanswered (NULL for none).
+ */
+static const sl_repo_model_t *route(sl_worker_t *w, const sl_request_t *req,
+                                    const sl_repo_model_t **shadowp)
+{
+        const sl_repo_model_t *m = sl_repo_find(w->repo, req->model_name, req->model_version);
+        char v[32];
+
+        *shadowp = NULL;
+        if (!m)
+                return NULL;
+        if ((!req->model_version || !*req->model_version) &&
+            (m->canary_version || m->shadow_version)) {
+                const sl_repo_model_t *primary = NULL, *canary = NULL;
+                for (size_t i = 0; i < sl_repo_count(w->repo); i++) {
+                        const sl_repo_model_t *x = sl_repo_get(w->repo, i);
+                        int64_t xv = 0;
+                        if (strcmp(x->name, m->name) || sl_parse_i64(x->version, &xv))
+                                continue;
+                        if (xv == m->canary_version)
+                                canary = x;
+                        else if (xv != m->shadow_version)
+                                primary = x; /* ascending: the last is the highest */
+                }
+                if (canary && m->canary_fraction > 0) {
+                        uint64_t h = XXH3_64bits(req->id, strlen(req->id));
+                        /* top 53 bits as a uniform double in [0, 1) */
+                        if ((double)(h >> 11) * 0x1.0p-53 < m->canary_fraction || !primary)
+                                primary = canary;
+                }
+                m = primary ? primary : m;
+        }
+        if (m->shadow_version) {
+                sl_strfmt(v, sizeof(v), "%lld", (long long)m->shadow_version);
+                *shadowp = sl_repo_find(w->repo, m->name, v);
+                if (*shadowp == m)
+                        *shadowp = NULL;
+        }
+        return m;
+}
+
+static sl_request_t *request_copy(const sl_request_t *req)
+{
+        sl_request_t *c = calloc(1, sizeof(*c));
+        if (!c || !(c->id = strdup(req->id)) || !(c->model_name = strdup(req->model_name)) ||
+            !(c->inputs = calloc(req->n_inputs, sizeof(*c->inputs))))
+                goto fail;
+        c->n_inputs = req->n_inputs;
+        c->has_label = req->has_label;
+        c->label = req->label;
+        for (size_t i = 0; i < req->n_inputs; i++) {
+                const sl_named_tensor_t *t = &req->inputs[i];
+                c->inputs[i] = *t;
+                c->inputs[i].name = NULL;
+                c->inputs[i].tensor.data = NULL;
+                if (!(c->inputs[i].name = strdup(t->name)) ||
+                    !(c->inputs[i].tensor.data = malloc(t->tensor.nbytes ? t->tensor.nbytes : 1)))
+                        goto fail;
+                memcpy(c->inputs[i].tensor.data, t->tensor.data, t->tensor.nbytes);
+        }
+        return c;
+fail:
+        sl_request_destroy(c);
+        return NULL;
+}
+
+/* Shadow mode: run a copy of \p req on \p shadow; counted in its metrics, never answered. */
+static void shadow_add(sl_worker_t *w, const sl_repo_model_t *shadow, const sl_request_t *req,
+                       int64_t consumed_us, int64_t timestamp_ms)
+{
+        batch_t *b = batch_find(w, shadow);
+        sl_request_t *copy;
+        int64_t rows = 0;
+        char errstr[256];
+
+        if (!b)
+                return;
+        b->stats->requests++;
+        b->stats->requests_total++;
+        if (request_check(b, req, &rows, errstr, sizeof(errstr)) || !(copy = request_copy(req))) {
+                b->stats->errors++;
+                b->stats->errors_total++;
+                return;
+        }
+        if (b->rows + rows > b->max_rows || !same_row_shape(b, copy))
+                batch_run(w, b);
+        if (batch_add(b, copy, NULL, NULL, rows, consumed_us, timestamp_ms)) {
+                sl_request_destroy(copy);
+                return;
+        }
+        if (b->rows >= b->max_rows)
+                batch_run(w, b);
 }
 
 /* Does a request's input 0 have the same non-batch shape as the batch's? */
@@ -554,7 +661,7 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
         inflight_t *inf = sl_stream_inflight_new(w, msg);
         sl_request_t *req = NULL;
         char *id = NULL, errstr[512] = "";
-        const sl_repo_model_t *m;
+        const sl_repo_model_t *m, *shadow = NULL;
         batch_t *b;
         int64_t rows = 0;
         sl_err_t err;
@@ -600,7 +707,7 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
                         }
                 }
         }
-        if (!(m = sl_repo_find(w->repo, req->model_name, req->model_version))) {
+        if (!(m = route(w, req, &shadow))) {
                 sl_strfmt(errstr, sizeof(errstr), "model %s%s%s is not served here",
                           req->model_name, req->model_version ? " version " : "",
                           req->model_version ? req->model_version : "");
@@ -620,7 +727,10 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
         }
         if (b->rows + rows > b->max_rows || !same_row_shape(b, req))
                 batch_run(w, b);
-        if (batch_add(b, req, inf, msg, rows)) {
+        if (shadow)
+                shadow_add(w, shadow, req, inf->consumed_us, rd_kafka_message_timestamp(msg, NULL));
+        if (batch_add(b, req, inf, msg, rows, inf->consumed_us,
+                      rd_kafka_message_timestamp(msg, NULL))) {
                 reject(w, msg, inf, req, m, SL_ERR_INTERNAL, "out of memory");
                 goto finish;
         }

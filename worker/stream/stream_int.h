@@ -61,9 +61,11 @@ struct model_stats_s {
 /** A request waiting in a batch. */
 typedef struct pending_req_s {
         sl_request_t *req;
-        inflight_t *inf;
-        rd_kafka_message_t *msg; /* kept for key, headers, timestamp */
+        inflight_t *inf;         /* NULL for a shadow run */
+        rd_kafka_message_t *msg; /* kept for key, headers, timestamp; NULL for a shadow run */
         int64_t rows;            /* batch rows this request contributes */
+        int64_t consumed_us;
+        int64_t timestamp_ms; /* Kafka timestamp of the request */
 } pending_req_t;
 
 /** The open micro-batch of one model version. */
