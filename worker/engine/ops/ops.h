@@ -155,6 +155,12 @@ sl_err_t sl_op_scatter_nd(sl_opctx_t *c);
 /** @brief Dropout with training_mode true (ops/random.c): numpy-compatible masks. */
 sl_err_t sl_dropout_train(sl_opctx_t *c, const sl_tensor_t *x, double ratio);
 
+/* Resize and Upsample (ops/resize.c). */
+sl_err_t sl_check_resize(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
+sl_err_t sl_check_upsample(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
+sl_err_t sl_op_resize(sl_opctx_t *c);
+sl_err_t sl_op_upsample(sl_opctx_t *c);
+
 /* Losses (ops/loss.c). */
 sl_err_t sl_check_loss(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
 sl_err_t sl_op_nll_loss(sl_opctx_t *c);

@@ -105,6 +105,7 @@ static const sl_op_t ops[] = {
     {"ReduceSumSquare", NULL, sl_op_reduce_sum_square},
     {"Relu", NULL, sl_op_relu},
     {"Reshape", NULL, sl_op_reshape},
+    {"Resize", sl_check_resize, sl_op_resize},
     {"Round", NULL, sl_op_round},
     {"Scan", sl_check_scan, sl_op_scan},
     {"Scatter", NULL, sl_op_scatter_elements},
@@ -137,6 +138,7 @@ static const sl_op_t ops[] = {
     {"Transpose", NULL, sl_op_transpose},
     {"Trilu", NULL, sl_op_trilu},
     {"Unsqueeze", NULL, sl_op_unsqueeze},
+    {"Upsample", sl_check_upsample, sl_op_upsample},
     {"Where", NULL, sl_op_where},
     {"Xor", NULL, sl_op_xor},
 };
