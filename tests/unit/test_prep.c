@@ -344,6 +344,18 @@ static void test_nhwc_to_nchw(void **state)
                                         fail_msg("c=%d h=%d w=%d: got %.9g, want %.9g", c, h, w,
                                                  (double)got, want);
                         }
+        /* a copy converts the same, and outlives the original */
+        {
+                sl_prep_t *copy = NULL, *none = (sl_prep_t *)1;
+                float z[12];
+                assert_int_equal(sl_prep_dup(prep, &copy), SL_OK);
+                assert_int_equal(sl_prep_dup(NULL, &none), SL_OK);
+                assert_null(none);
+                sl_prep_destroy(prep);
+                assert_int_equal(sl_prep_apply(copy, &wire, z), SL_OK);
+                assert_memory_equal(y, z, sizeof(y));
+                prep = copy;
+        }
         sl_prep_model_tensor(prep, &wire, &model);
         assert_int_equal(model.ndim, 4);
         assert_int_equal(model.dims[0], 1);

@@ -239,6 +239,29 @@ done:
         return err;
 }
 
+sl_err_t sl_prep_dup(const sl_prep_t *prep, sl_prep_t **dstp)
+{
+        sl_prep_t *p;
+
+        *dstp = NULL;
+        if (!prep)
+                return SL_OK;
+        if (!(p = malloc(sizeof(*p))))
+                return SL_ERR_NOMEM;
+        *p = *prep;
+        p->a = malloc(prep->n_coef * sizeof(*p->a));
+        p->b = malloc(prep->n_coef * sizeof(*p->b));
+        p->path = strdup(prep->path);
+        if (!p->a || !p->b || !p->path) {
+                sl_prep_destroy(p);
+                return SL_ERR_NOMEM;
+        }
+        memcpy(p->a, prep->a, prep->n_coef * sizeof(*p->a));
+        memcpy(p->b, prep->b, prep->n_coef * sizeof(*p->b));
+        *dstp = p;
+        return SL_OK;
+}
+
 void sl_prep_destroy(sl_prep_t *prep)
 {
         if (!prep)

@@ -66,6 +66,14 @@ typedef struct sl_prep_s sl_prep_t;
 sl_err_t sl_prep_new(const config_setting_t *group, const char *path, sl_prep_t **prepp,
                      char *errstr, size_t errstr_size);
 
+/**
+ * @brief Copy \p prep (e.g. one per loaded model version, each freed with its
+ *        version, while the settings parsed at a scan are freed after it).
+ * @returns SL_OK (*dstp = NULL for a NULL \p prep) or SL_ERR_NOMEM.
+ * @remark On success the caller owns *dstp.
+ */
+sl_err_t sl_prep_dup(const sl_prep_t *prep, sl_prep_t **dstp);
+
 /** @brief Free a prep. Accepts NULL. */
 void sl_prep_destroy(sl_prep_t *prep);
 
