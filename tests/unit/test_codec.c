@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
+#include "codec/codec_int.h"
+#include "eval/eval.h"
 
 #define ASSERT_CONTAINS(hay, needle)                                                               \
         do {                                                                                       \
@@ -470,6 +472,180 @@ static void test_metrics_json(void **state)
                 free(json);
                 free(buf);
         }
+}
+
+/* ModelMetrics.evaluation from real evaluators: a 2-class classifier
+ * (y_true = [0, 1, 1], y_pred = [0, 1, 0], P(true) = 0.5 for each: accuracy
+ * 2/3, precision [0.5, 1], recall [1, 0.5], f1 [2/3, 2/3], log loss ln 2,
+ * confusion [[1, 0], [1, 1]]) and a regressor (errors 1 and 3: MAE 2, RMSE
+ * sqrt(5)), window = total. */
+static void test_metrics_evaluation_json(void **state)
+{
+        static const char *const names[2] = {"no", "yes"};
+        static const float half[2] = {0.5f, 0.5f};
+        sl_eval_t *cls = sl_eval_new(SL_EVAL_CLASSIFICATION, 2, names);
+        sl_eval_t *reg = sl_eval_new(SL_EVAL_REGRESSION, 0, NULL);
+        sl_model_metrics_t mm[3] = {{.model_name = "a", .model_version = "1"},
+                                    {.model_name = "r", .model_version = "2"},
+                                    {.model_name = "none", .model_version = "1"}};
+        sl_worker_metrics_t m = {.worker_id = "w", .consumer_lag = 0, .n_models = 3, .models = mm};
+        char errstr[256], *json;
+        void *buf;
+        size_t len;
+
+        (void)state;
+        assert_int_equal(sl_eval_add_class(cls, 0, 0, half), SL_OK);
+        assert_int_equal(sl_eval_add_class(cls, 1, 1, half), SL_OK);
+        assert_int_equal(sl_eval_add_class(cls, 0, 1, half), SL_OK);
+        assert_int_equal(sl_eval_add_class(cls, 0, 5, NULL), SL_ERR_BAD_REQUEST);
+        assert_int_equal(sl_eval_add_value(reg, 1.0, 2.0), SL_OK);
+        assert_int_equal(sl_eval_add_value(reg, 3.0, 0.0), SL_OK);
+        mm[0].evaluation = sl_eval_snapshot(cls, 1);
+        mm[1].evaluation = sl_eval_snapshot(reg, 1);
+        for (int f = 0; f < 2; f++) {
+                assert_int_equal(sl_codec_encode_metrics(codecs[f], &m, &buf, &len), SL_OK);
+                assert_int_equal(
+                    sl_codec_metrics_to_json(codecs[f], buf, len, &json, errstr, sizeof(errstr)),
+                    SL_OK);
+                if (getenv("SL_TEST_VERBOSE"))
+                        printf("%s\n", json);
+                ASSERT_CONTAINS(json, "\"evaluation\": {\"Evaluation\": {\"window\": "
+                                      "{\"count\": 3, \"accuracy\": 0.66666666666666663, "
+                                      "\"macro_precision\": 0.75, \"macro_recall\": 0.75, "
+                                      "\"macro_f1\": 0.66666666666666663, \"log_loss\": "
+                                      "{\"double\": 0.69314718055994529}, \"per_class\": "
+                                      "[{\"index\": 0, \"label\": {\"string\": \"no\"}, "
+                                      "\"precision\": 0.5, \"recall\": 1.0, \"f1\": "
+                                      "0.66666666666666663, \"support\": 1}, {\"index\": 1, "
+                                      "\"label\": {\"string\": \"yes\"}, \"precision\": 1.0, "
+                                      "\"recall\": 0.5, \"f1\": 0.66666666666666663, "
+                                      "\"support\": 2}], \"confusion\": [[1, 0], [1, 1]], "
+                                      "\"mae\": null, \"rmse\": null, \"invalid\": 1}, "
+                                      "\"total\": {\"count\": 3,");
+                ASSERT_CONTAINS(json, "{\"count\": 2, \"accuracy\": 0.0, \"macro_precision\": "
+                                      "0.0, \"macro_recall\": 0.0, \"macro_f1\": 0.0, "
+                                      "\"log_loss\": null, \"per_class\": [], \"confusion\": [], "
+                                      "\"mae\": {\"double\": 2.0}, \"rmse\": {\"double\": "
+                                      "2.2360679774997898}, \"invalid\": 0}");
+                ASSERT_CONTAINS(json, "\"accuracy_total\": null, \"evaluation\": null}");
+                free(json);
+                free(buf);
+        }
+        sl_eval_destroy(cls);
+        sl_eval_destroy(reg);
+}
+
+/* The metrics schema as it was before ModelMetrics.evaluation (the field is
+ * the last one of ModelMetrics, which closes the file with "\n    ]}}}"). */
+static char *schema_without_evaluation(const char *text)
+{
+        const char *a = strstr(text, ",\n      {\"name\": \"evaluation\"");
+        const char *b = strstr(text, "\n    ]}}}");
+        size_t n;
+        char *out;
+
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_true(a < b);
+        n = (size_t)(a - text) + strlen(b);
+        out = malloc(n + 1);
+        assert_non_null(out);
+        memcpy(out, text, (size_t)(a - text));
+        memcpy(out + (a - text), b, strlen(b) + 1);
+        return out;
+}
+
+/* Adding ModelMetrics.evaluation is a compatible change both ways (Avro spec,
+ * "Schema Resolution"): a reader with the old schema skips it, a reader with
+ * the new schema reads old records with the default null. Checked with the
+ * codec's own writer->reader plans. */
+static void test_metrics_evaluation_compatible(void **state)
+{
+        static const char *const names[2] = {"no", "yes"};
+        sl_eval_t *cls = sl_eval_new(SL_EVAL_CLASSIFICATION, 2, names);
+        sl_model_metrics_t mm = {.model_name = "a", .model_version = "1", .labelled = 2};
+        sl_worker_metrics_t m = {.worker_id = "w", .n_models = 1, .models = &mm};
+        const char *src = getenv("SL_SOURCE_DIR"), *jerr = NULL;
+        char path[1024], errstr[256], *new_text = NULL, *old_text, *json = NULL;
+        size_t new_len;
+        avro_schema_t new_s = NULL, old_s = NULL;
+        sl_json_t *new_json, *old_json;
+        sl_rplan_t *to_old = NULL, *to_new = NULL;
+        void *with = NULL, *without = NULL;
+        size_t with_len, without_len, old_len, back_len;
+        uint8_t *old = NULL, *back = NULL;
+        avro_value_iface_t *iface;
+        avro_value_t v;
+        avro_reader_t r;
+
+        (void)state;
+        snprintf(path, sizeof(path), "%s/schemas/worker_metrics.avsc", src ? src : SL_SOURCE_DIR);
+        assert_int_equal(sl_file_read(path, &new_text, &new_len, errstr, sizeof(errstr)), SL_OK);
+        old_text = schema_without_evaluation(new_text);
+        assert_null(strstr(old_text, "Evaluation"));
+        assert_int_equal(avro_schema_from_json_length(new_text, new_len, &new_s), 0);
+        assert_int_equal(avro_schema_from_json_length(old_text, strlen(old_text), &old_s), 0);
+        new_json = sl_json_parse(new_text, new_len, &jerr);
+        old_json = sl_json_parse(old_text, strlen(old_text), &jerr);
+        assert_non_null(new_json);
+        assert_non_null(old_json);
+        assert_int_equal(sl_rplan_new(new_s, old_s, old_json, &to_old), SL_OK);
+        assert_int_equal(sl_rplan_new(old_s, new_s, new_json, &to_new), SL_OK);
+        assert_int_not_equal(to_old->root->kind, RP_ERROR);
+        assert_int_not_equal(to_new->root->kind, RP_ERROR);
+        assert_int_equal(sl_codec_header_size(codecs[SL_FRAMING_RAW]), 0);
+
+        /* new writer, old reader: the evaluation is skipped */
+        assert_int_equal(sl_eval_add_class(cls, 1, 1, NULL), SL_OK);
+        mm.evaluation = sl_eval_snapshot(cls, 1);
+        assert_int_equal(sl_codec_encode_metrics(codecs[SL_FRAMING_RAW], &m, &with, &with_len),
+                         SL_OK);
+        assert_int_equal(
+            sl_rplan_transcode(to_old, with, with_len, &old, &old_len, errstr, sizeof(errstr)),
+            SL_OK);
+        iface = avro_generic_class_from_schema(old_s);
+        assert_non_null(iface);
+        assert_int_equal(avro_generic_value_new(iface, &v), 0);
+        r = avro_reader_memory((const char *)old, (int64_t)old_len);
+        assert_int_equal(avro_value_read(r, &v), 0);
+        assert_int_equal(avro_value_to_json(&v, 1, &json), 0);
+        ASSERT_CONTAINS(json, "\"labelled\": 2");
+        ASSERT_CONTAINS(json, "\"accuracy_total\": null}]}");
+        assert_null(strstr(json, "evaluation"));
+        free(json);
+        avro_reader_free(r);
+        avro_value_decref(&v);
+        avro_value_iface_decref(iface);
+
+        /* old writer, new reader: evaluation takes its default, null; the bytes
+         * are those of the new encoder given no evaluation */
+        assert_int_equal(
+            sl_rplan_transcode(to_new, old, old_len, &back, &back_len, errstr, sizeof(errstr)),
+            SL_OK);
+        mm.evaluation = NULL;
+        assert_int_equal(
+            sl_codec_encode_metrics(codecs[SL_FRAMING_RAW], &m, &without, &without_len), SL_OK);
+        assert_int_equal(back_len, without_len);
+        assert_memory_equal(back, without, without_len);
+        assert_int_equal(sl_codec_metrics_to_json(codecs[SL_FRAMING_RAW], back, back_len, &json,
+                                                  errstr, sizeof(errstr)),
+                         SL_OK);
+        ASSERT_CONTAINS(json, "\"evaluation\": null");
+        free(json);
+
+        free(with);
+        free(without);
+        free(old);
+        free(back);
+        sl_rplan_destroy(to_old);
+        sl_rplan_destroy(to_new);
+        sl_json_free(new_json);
+        sl_json_free(old_json);
+        avro_schema_decref(new_s);
+        avro_schema_decref(old_s);
+        free(old_text);
+        free(new_text);
+        sl_eval_destroy(cls);
 }
 
 /* ---- framing -------------------------------------------------------------- */
@@ -1241,6 +1417,8 @@ int main(void)
             cmocka_unit_test(test_response_error),
             cmocka_unit_test(test_dead_letter_round_trip),
             cmocka_unit_test(test_metrics_json),
+            cmocka_unit_test(test_metrics_evaluation_json),
+            cmocka_unit_test(test_metrics_evaluation_compatible),
             cmocka_unit_test(test_framing_errors),
             cmocka_unit_test(test_truncation_everywhere),
             cmocka_unit_test(test_hostile_lengths),

@@ -449,8 +449,16 @@ static sl_err_t probe_encoders(const sl_codec_t *codec, char *errstr, size_t err
             .id = "", .model_name = "", .n_inputs = 1, .inputs = (sl_named_tensor_t *)&t};
         sl_response_t rs = {.error_code = SL_OK};
         sl_dead_letter_t dl = {.error_code = SL_ERR_DECODE};
-        sl_model_metrics_t mm = {.labelled = 0};
-        sl_worker_metrics_t wm = {.n_models = 1, .models = &mm};
+        /* One class and a one-cell confusion matrix reach every Evaluation field. */
+        static const sl_eval_class_t cls = {.index = 0, .label = "c"};
+        static const int64_t cm = 0;
+        static const sl_eval_report_t ev = {
+            .kind = SL_EVAL_CLASSIFICATION,
+            .window = {.n_classes = 1, .per_class = &cls, .confusion = &cm, .log_loss_count = 1},
+            .total = {.n_classes = 1, .per_class = &cls, .confusion = &cm}};
+        static const sl_eval_report_t reg = {.kind = SL_EVAL_REGRESSION, .window = {.count = 1}};
+        sl_model_metrics_t mm[3] = {{.labelled = 0}, {.evaluation = &ev}, {.evaluation = &reg}};
+        sl_worker_metrics_t wm = {.n_models = 3, .models = mm};
         const char *what = NULL;
         void *buf = NULL;
         size_t len;

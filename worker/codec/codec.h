@@ -14,7 +14,8 @@
  * ("FP32", "INT64", ...), shape, and data either as raw little-endian bytes
  * or as a typed array record (Fp32Contents, Int64Contents, ...).
  *
- * Depends on util and on engine.h for tensor types only.
+ * Depends on util, on engine.h for tensor types only and on eval.h for the
+ * evaluation report type only (nothing of eval is linked).
  */
 #ifndef SL_CODEC_H
 #define SL_CODEC_H
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include "../engine/engine.h"
+#include "../eval/eval.h"
 #include "../util/util.h"
 
 typedef enum {
@@ -149,6 +151,9 @@ typedef struct sl_model_metrics_s {
         /* since the worker started */
         int64_t requests_total, responses_total, errors_total;
         int64_t labelled_total, correct_total;
+        /** ModelMetrics.evaluation: window and total as sl_eval_snapshot()
+         *  returns them, or NULL (written as null). Borrowed. */
+        const sl_eval_report_t *evaluation;
 } sl_model_metrics_t;
 
 /** @brief A WorkerMetrics record (all borrowed). */

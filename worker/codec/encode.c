@@ -448,6 +448,79 @@ static int set_percentiles(avro_value_t *rec, const char *name, const sl_percent
                set_long(&f, "p99_us", p->p99_us) || set_long(&f, "max_us", p->max_us);
 }
 
+static int set_double(avro_value_t *rec, const char *name, double v)
+{
+        avro_value_t f;
+
+        if (field(rec, name, &f))
+                return -1;
+        return avro_value_set_double(&f, v);
+}
+
+static int set_class_stats(avro_value_t *el, const sl_eval_class_t *c)
+{
+        return set_int(el, "index", c->index) || set_opt_str(el, "label", c->label) ||
+               set_double(el, "precision", c->precision) || set_double(el, "recall", c->recall) ||
+               set_double(el, "f1", c->f1) || set_long(el, "support", c->support);
+}
+
+/* confusion[true][predicted] as an array of C rows of C longs. */
+static int set_confusion(avro_value_t *rec, const sl_eval_stats_t *s)
+{
+        avro_value_t f, row, cell;
+        size_t c = s->n_classes > 0 ? (size_t)s->n_classes : 0;
+
+        if (field(rec, "confusion", &f))
+                return -1;
+        if (!s->confusion)
+                return 0;
+        for (size_t i = 0; i < c; i++) {
+                if (avro_value_append(&f, &row, NULL))
+                        return -1;
+                for (size_t j = 0; j < c; j++)
+                        if (avro_value_append(&row, &cell, NULL) ||
+                            avro_value_set_long(&cell, s->confusion[i * c + j]))
+                                return -1;
+        }
+        return 0;
+}
+
+/* One EvalStats record; the regression fields are null for classification and
+ * the classification ones empty (or 0) for regression. */
+static int set_eval_stats(avro_value_t *parent, const char *name, sl_eval_kind_t kind,
+                          const sl_eval_stats_t *s)
+{
+        avro_value_t rec, f, el;
+        int regression = kind == SL_EVAL_REGRESSION;
+
+        if (field(parent, name, &rec) || set_long(&rec, "count", s->count) ||
+            set_double(&rec, "accuracy", s->accuracy) ||
+            set_double(&rec, "macro_precision", s->macro_precision) ||
+            set_double(&rec, "macro_recall", s->macro_recall) ||
+            set_double(&rec, "macro_f1", s->macro_f1) ||
+            set_opt_double(&rec, "log_loss", !regression && s->log_loss_count > 0, s->log_loss) ||
+            field(&rec, "per_class", &f))
+                return -1;
+        for (int32_t k = 0; !regression && s->per_class && k < s->n_classes; k++)
+                if (avro_value_append(&f, &el, NULL) || set_class_stats(&el, &s->per_class[k]))
+                        return -1;
+        return (regression ? field(&rec, "confusion", &f) : set_confusion(&rec, s)) ||
+               set_opt_double(&rec, "mae", regression && s->count > 0, s->mae) ||
+               set_opt_double(&rec, "rmse", regression && s->count > 0, s->rmse) ||
+               set_long(&rec, "invalid", s->invalid);
+}
+
+static int set_evaluation(avro_value_t *el, const sl_eval_report_t *r)
+{
+        avro_value_t f, b;
+
+        if (!r)
+                return set_opt_null(el, "evaluation");
+        return field(el, "evaluation", &f) || branch(&f, "Evaluation", &b) ||
+               set_eval_stats(&b, "window", r->kind, &r->window) ||
+               set_eval_stats(&b, "total", r->kind, &r->total);
+}
+
 static int set_model_metrics(avro_value_t *el, const sl_model_metrics_t *m)
 {
         avro_value_t f;
@@ -470,7 +543,8 @@ static int set_model_metrics(avro_value_t *el, const sl_model_metrics_t *m)
             set_long(el, "correct_total", m->correct_total) ||
             set_opt_double(
                 el, "accuracy_total", m->labelled_total > 0,
-                m->labelled_total > 0 ? (double)m->correct_total / (double)m->labelled_total : 0))
+                m->labelled_total > 0 ? (double)m->correct_total / (double)m->labelled_total : 0) ||
+            set_evaluation(el, m->evaluation))
                 return -1;
         return 0;
 }
