@@ -949,10 +949,13 @@ static void test_fuse_conv_gemm_relu(void **state)
 {
         sl_model_t *m = small_cnn();
         (void)state;
-        /* Three Relus folded into their Conv/Gemm: 11 nodes become 8. */
-        assert_int_equal(sl_model_node_count(m), 8);
+        /* Three Relus folded into their Conv/Gemm and both MaxPools into their
+         * Conv: 11 nodes become 6. */
+        assert_int_equal(sl_model_node_count(m), 6);
         for (size_t i = 0; i < sl_model_node_count(m); i++)
                 assert_string_not_equal(sl_model_node_op_type(m, i), "Relu");
+        for (size_t i = 0; i < sl_model_node_count(m); i++)
+                assert_string_not_equal(sl_model_node_op_type(m, i), "MaxPool");
         sl_model_destroy(m);
 }
 
@@ -1187,6 +1190,221 @@ static void test_load_subgraph_errors(void **state)
         expect_load_error(&b, SL_ERR_MODEL, needles);
 }
 
+/* ---- Conv with a fused MaxPool (fuse.c, conv_direct.c) against plain loops ---- */
+
+typedef struct {
+        conv_case_t conv;            /* 2-D */
+        int64_t pk[2], ps[2], pp[4]; /* MaxPool kernel_shape, strides, pads */
+        int relu_after; /* Conv -> MaxPool -> Relu instead of Conv -> Relu -> MaxPool */
+        int fused;      /* expected: MaxPool folded into the Conv */
+} conv_pool_case_t;
+
+static void conv_pool_case_run(const conv_pool_case_t *pc)
+{
+        const conv_case_t *cc = &pc->conv;
+        builder_t b;
+        int64_t xd[4], wd[4], bd[1] = {cc->M}, od[4], OH, OW, PH, PW;
+        int64_t Cg = cc->C / cc->group, nx, nw;
+        float *x, *w, *bias, *cv, *want;
+        Onnx__NodeProto *n;
+        conv_case_t ref = *cc;
+        sl_model_t *m;
+        sl_session_t *s = NULL;
+        sl_tensor_t in = {0}, out = {0};
+        char err[512] = "";
+
+        OH = (cc->in[0] + cc->pads[0] + cc->pads[2] - (cc->k[0] - 1) * cc->d[0] - 1) / cc->s[0] + 1;
+        OW = (cc->in[1] + cc->pads[1] + cc->pads[3] - (cc->k[1] - 1) * cc->d[1] - 1) / cc->s[1] + 1;
+        PH = (OH + pc->pp[0] + pc->pp[2] - pc->pk[0]) / pc->ps[0] + 1;
+        PW = (OW + pc->pp[1] + pc->pp[3] - pc->pk[1]) / pc->ps[1] + 1;
+        xd[0] = cc->N, xd[1] = cc->C, xd[2] = cc->in[0], xd[3] = cc->in[1];
+        wd[0] = cc->M, wd[1] = Cg, wd[2] = cc->k[0], wd[3] = cc->k[1];
+        od[0] = cc->N, od[1] = cc->M, od[2] = PH, od[3] = PW;
+        nx = cc->N * cc->C * cc->in[0] * cc->in[1];
+        nw = cc->M * Cg * cc->k[0] * cc->k[1];
+        b_init(&b, 13);
+        x = frand_n((size_t)nx);
+        w = frand_n((size_t)nw);
+        bias = frand_n((size_t)cc->M);
+        cv = b_alloc(sizeof(float) * (size_t)(cc->N * cc->M * OH * OW));
+        want = b_alloc(sizeof(float) * (size_t)(cc->N * cc->M * PH * PW));
+        ref.relu = cc->relu || pc->relu_after;
+        conv_reference(&ref, x, w, bias, cv, OH, OW);
+        /* MaxPool by its definition: padding never wins. */
+        for (int64_t nm = 0; nm < cc->N * cc->M; nm++)
+                for (int64_t ph = 0; ph < PH; ph++)
+                        for (int64_t pw = 0; pw < PW; pw++) {
+                                float acc = -INFINITY;
+                                for (int64_t i = 0; i < pc->pk[0]; i++)
+                                        for (int64_t j = 0; j < pc->pk[1]; j++) {
+                                                int64_t h = ph * pc->ps[0] - pc->pp[0] + i;
+                                                int64_t ww = pw * pc->ps[1] - pc->pp[1] + j;
+                                                if (h >= 0 && h < OH && ww >= 0 && ww < OW &&
+                                                    cv[(nm * OH + h) * OW + ww] > acc)
+                                                        acc = cv[(nm * OH + h) * OW + ww];
+                                        }
+                                want[(nm * PH + ph) * PW + pw] = acc;
+                        }
+        b_input(&b, "x", 4, xd);
+        b_output(&b, "y");
+        b_init_f(&b, "w", 4, wd, w, (size_t)nw);
+        b_init_f(&b, "b", 1, bd, bias, (size_t)cc->M);
+        n = b_node(&b, "Conv", "conv", "x,w,b", "c");
+        attr_ints(n, "strides", cc->s, 2);
+        attr_ints(n, "dilations", cc->d, 2);
+        attr_ints(n, "pads", cc->pads, 4);
+        attr_i(n, "group", cc->group);
+        if (cc->relu)
+                b_node(&b, "Relu", "relu", "c", "r");
+        n = b_node(&b, "MaxPool", "pool", cc->relu ? "r" : "c", pc->relu_after ? "p" : "y");
+        attr_ints(n, "kernel_shape", pc->pk, 2);
+        attr_ints(n, "strides", pc->ps, 2);
+        attr_ints(n, "pads", pc->pp, 4);
+        if (pc->relu_after)
+                b_node(&b, "Relu", "relu2", "p", "y");
+        m = b_load(&b);
+        assert_int_equal(sl_model_node_count(m), pc->fused ? 1 : 2 + pc->relu_after);
+        in.dtype = SL_DT_FLOAT;
+        in.ndim = 4;
+        memcpy(in.dims, xd, sizeof(xd));
+        in.data = x;
+        in.nbytes = sizeof(float) * (size_t)nx;
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        /* Twice: the second run reuses packed weights and buffers. */
+        for (int r = 0; r < 2; r++) {
+                if (sl_session_run(s, &in, 1, &out, 1, err, sizeof(err)))
+                        fail_msg("run failed: %s", err);
+                assert_int_equal(out.ndim, 4);
+                for (int i = 0; i < 4; i++)
+                        assert_int_equal(out.dims[i], od[i]);
+                for (int64_t i = 0; i < sl_tensor_numel(&out); i++) {
+                        float g = ((const float *)out.data)[i];
+                        if (fabsf(g - want[i]) > 1e-5f + 1e-4f * fabsf(want[i]))
+                                fail_msg("element %lld: got %.7g, expected %.7g", (long long)i, g,
+                                         want[i]);
+                }
+        }
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+        b_reset();
+}
+
+static void test_conv_maxpool_fused_vs_reference(void **state)
+{
+        /* Fused: 2x2, 3x3 and 2x3 windows, odd maps (floor drops the last row or
+         * column), channel tails, groups, strides, dilations, pads, Relu before
+         * or after the pool, the shipped model's two layers; channels too few
+         * for the direct kernel (im2col + sgemm, then the pool). Not fused:
+         * overlapping or padded windows. */
+        static const conv_pool_case_t cases[] = {
+            {{3, 1, 32, 1, 2, {28, 28}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+             {2, 2},
+             {2, 2},
+             {0, 0, 0, 0},
+             0,
+             1},
+            {{2, 32, 64, 1, 2, {14, 14}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+             {2, 2},
+             {2, 2},
+             {0, 0, 0, 0},
+             0,
+             1},
+            {{2, 3, 20, 1, 2, {11, 9}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+             {2, 2},
+             {2, 2},
+             {0, 0, 0, 0},
+             0,
+             1},
+            {{2, 5, 40, 1, 2, {13, 14}, {3, 2}, {1, 2}, {2, 1}, {1, 0, 2, 1}, 0},
+             {3, 3},
+             {3, 3},
+             {0, 0, 0, 0},
+             0,
+             1},
+            {{1, 8, 72, 2, 2, {12, 15}, {3, 3}, {1, 1}, {1, 1}, {0, 1, 0, 1}, 0},
+             {2, 3},
+             {2, 3},
+             {0, 0, 0, 0},
+             1,
+             1},
+            {{3, 4, 6, 1, 2, {9, 9}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+             {2, 2},
+             {2, 2},
+             {0, 0, 0, 0},
+             0,
+             1},
+            {{1, 16, 130, 1, 2, {40, 40}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+             {2, 2},
+             {2, 2},
+             {0, 0, 0, 0},
+             0,
+             1},
+            {{2, 3, 16, 1, 2, {5, 32}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+             {2, 2},
+             {2, 2},
+             {0, 0, 0, 0},
+             0,
+             1},
+            {{2, 8, 16, 1, 2, {10, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+             {3, 3},
+             {2, 2},
+             {0, 0, 0, 0},
+             0,
+             0},
+            {{2, 8, 16, 1, 2, {10, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+             {2, 2},
+             {2, 2},
+             {1, 1, 1, 1},
+             0,
+             0},
+        };
+        (void)state;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+                conv_pool_case_run(&cases[i]);
+}
+
+/* One row of A (batch 1) times B^T: the AVX-512 dot-product path of Gemm,
+ * over row counts 1..9 (groups of 4 and tails) and lengths with and without
+ * a 32-float body and 16-float tail; alpha, beta, a C row or none, Relu. */
+static void test_gemm_one_row_transb_vs_reference(void **state)
+{
+        static const int64_t ns[] = {1, 3, 4, 5, 9, 128}, ks[] = {1, 15, 16, 33, 64, 100, 3136};
+        (void)state;
+        for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++)
+                for (size_t ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
+                        int64_t n = ns[ni], k = ks[ki], ad[2] = {1, k}, bd[2] = {n, k}, cd[1] = {n},
+                                od[2] = {1, n};
+                        int variant =
+                            (int)((ni + ki) % 3); /* 0: C, Relu; 1: no C; 2: alpha, beta */
+                        float alpha = variant == 2 ? 0.75f : 1.0f,
+                              beta = variant == 2 ? -2.0f : 1.0f;
+                        float *a = frand_n((size_t)k), *bm = frand_n((size_t)(n * k)),
+                              *c = frand_n((size_t)n), *want = b_alloc(sizeof(float) * (size_t)n);
+                        Onnx__NodeProto *nd;
+                        builder_t b;
+                        for (int64_t j = 0; j < n; j++) {
+                                double acc = 0;
+                                for (int64_t i = 0; i < k; i++)
+                                        acc += (double)a[i] * bm[j * k + i];
+                                acc = alpha * acc + (variant == 1 ? 0.0 : beta * c[j]);
+                                want[j] = (float)(variant == 0 && acc < 0 ? 0 : acc);
+                        }
+                        b_init(&b, 13);
+                        b_input(&b, "a", 2, ad);
+                        b_init_f(&b, "b", 2, bd, bm, (size_t)(n * k));
+                        b_init_f(&b, "c", 1, cd, c, (size_t)n);
+                        nd = b_node(&b, "Gemm", "fc", variant == 1 ? "a,b" : "a,b,c",
+                                    variant == 0 ? "g" : "y");
+                        attr_i(nd, "transB", 1);
+                        attr_f(nd, "alpha", alpha);
+                        attr_f(nd, "beta", beta);
+                        if (variant == 0)
+                                b_node(&b, "Relu", "relu", "g", "y");
+                        b_output(&b, "y");
+                        run_check(&b, a, 2, ad, want, 2, od);
+                }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1213,6 +1431,8 @@ int main(void)
             cmocka_unit_test(test_loop_if_outer_scope),
             cmocka_unit_test(test_scan_axes_directions),
             cmocka_unit_test(test_load_subgraph_errors),
+            cmocka_unit_test(test_conv_maxpool_fused_vs_reference),
+            cmocka_unit_test(test_gemm_one_row_transb_vs_reference),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,6 +59,9 @@ typedef struct sl_node_s {
         int n_implicit;
         int *out;     /**< value ids; the sink slot for an omitted optional output */
         sl_act_t act; /**< fused activation applied to output 0 (Conv, Gemm) */
+        /** Conv only: a fused 2-D MaxPool (fuse.c) with kernel_shape = strides =
+         * pool, no pads, applied after act; {0, 0} when none. */
+        int64_t pool[2];
         /** Subgraphs of GRAPH attributes (Loop/Scan "body", If branches):
          * sub[i] belongs to proto->attribute[i], NULL for other attributes. */
         struct sl_model_s **sub;

@@ -273,17 +273,100 @@ epilogue(const float *src, float *dst, const float *bias, sl_act_t act, int64_t 
                 }
 }
 
+/*
+ * The fused MaxPool of the im2col path: y[nc][qh][qw] = max of the window
+ * x[nc][qh*ph .. +ph)[qw*pw .. +pw) (stride = kernel, no padding), keeping
+ * the first value unless a later one is greater, as pool.c does.
+ */
+static void max_pool_windows(const float *x, float *y, int64_t NC, int64_t H, int64_t W, int64_t ph,
+                             int64_t pw)
+{
+        int64_t QH = H / ph, QW = W / pw;
+        for (int64_t nc = 0; nc < NC; nc++)
+                for (int64_t qh = 0; qh < QH; qh++)
+                        for (int64_t qw = 0; qw < QW; qw++) {
+                                const float *xw = x + (nc * H + qh * ph) * W + qw * pw;
+                                float acc = xw[0];
+                                for (int64_t i = 0; i < ph; i++)
+                                        for (int64_t j = 0; j < pw; j++)
+                                                if (xw[i * W + j] > acc)
+                                                        acc = xw[i * W + j];
+                                *y++ = acc;
+                        }
+}
+
+/*
+ * Conv by im2col + sgemm (every geometry): into \p y, or with a fused
+ * MaxPool into a scratch copy of the unpooled output first.
+ */
+static sl_err_t conv_gemm(sl_opctx_t *c, const sl_tensor_t *x, const sl_tensor_t *w,
+                          const float *bias, const sl_geom_t *g, int64_t group, const int64_t *pool,
+                          sl_tensor_t *y)
+{
+        int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], Cg = C / group, Mg = M / group;
+        int64_t K = Cg * g->k[0] * g->k[1] * g->k[2], O = g->out[0] * g->out[1] * g->out[2];
+        int64_t IN = g->in[0] * g->in[1] * g->in[2], nb, ncol = 0, ntmp = 0;
+        float *col = NULL, *tmp = NULL, *yd = y->data;
+
+        /* Images per sgemm: as many as keep the im2col block near CONV_COL_BYTES. */
+        nb = is_pointwise(g) || O >= CONV_COLS_MIN
+                 ? 1
+                 : CONV_COL_BYTES / (int64_t)sizeof(float) / (K * O);
+        if (nb * O > CONV_COLS_MIN)
+                nb = (CONV_COLS_MIN + O - 1) / O;
+        if (nb < 1)
+                nb = 1;
+        if (nb > N)
+                nb = N;
+        if (!is_pointwise(g) || nb > 1) {
+                ncol = K * nb * O;
+                ntmp = nb > 1 ? Mg * nb * O : 0;
+        }
+        if (ncol || pool) {
+                float *scr;
+                size_t need = sizeof(float) * (size_t)(ncol + ntmp + (pool ? N * M * O : 0));
+                if (!(scr = sl_op_scratch(c, need)))
+                        return sl_op_fail(c, SL_ERR_NOMEM, "im2col buffer: out of memory");
+                col = ncol ? scr : NULL;
+                tmp = ntmp ? scr + ncol : NULL;
+                if (pool)
+                        yd = scr + ncol + ntmp;
+        }
+        for (int64_t n0 = 0; n0 < N; n0 += nb) {
+                int64_t nn = N - n0 < nb ? N - n0 : nb;
+                for (int64_t gi = 0; gi < group; gi++) {
+                        const float *src = (const float *)x->data + (n0 * C + gi * Cg) * IN;
+                        float *dst = yd + (n0 * M + gi * Mg) * O;
+                        if (col) {
+                                for (int64_t i = 0; i < nn; i++)
+                                        im2col((const float *)x->data +
+                                                   ((n0 + i) * C + gi * Cg) * IN,
+                                               Cg, g, col + i * O, nn * O);
+                                src = col;
+                        }
+                        /* One image: straight into Y; a block: into tmp, [Mg][nn*O]. */
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg,
+                                    (int)(nn * O), (int)K, 1.0f,
+                                    (const float *)w->data + gi * Mg * K, (int)K, src,
+                                    (int)(nn * O), 0.0f, nn > 1 ? tmp : dst, (int)(nn * O));
+                        epilogue(nn > 1 ? tmp : dst, dst, bias, c->node->act, nn, M, O, gi * Mg, Mg,
+                                 nn * O);
+                }
+        }
+        if (pool)
+                max_pool_windows(yd, y->data, N * M, g->out[1], g->out[2], pool[0], pool[1]);
+        return SL_OK;
+}
+
 sl_err_t sl_op_conv(sl_opctx_t *c)
 {
         const sl_tensor_t *x = c->in[0], *w = sl_op_in(c, 1), *b = sl_op_in(c, 2);
-        int64_t group = sl_attr_int(c->node, "group", 1), N, C, M, Cg, Mg, K, O, IN;
-        const int64_t *ks = NULL;
+        int64_t group = sl_attr_int(c->node, "group", 1), N, C, M, K, O;
+        const int64_t *ks = NULL, *pool = c->node->pool[0] ? c->node->pool : NULL;
         int nks = sl_attr_ints(c->node, "kernel_shape", &ks);
         int64_t odims[SL_MAX_DIMS];
         sl_geom_t g;
         sl_tensor_t *y;
-        float *col = NULL, *tmp = NULL;
-        int64_t nb;
         sl_err_t err;
 
         if (!x || !w)
@@ -312,20 +395,29 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
         if (b && sl_tensor_numel(b) != M)
                 return sl_op_fail(c, SL_ERR_SHAPE, "bias has %lld values for %lld channels",
                                   (long long)sl_tensor_numel(b), (long long)M);
-        Cg = C / group;
-        Mg = M / group;
-        K = Cg * g.k[0] * g.k[1] * g.k[2];
-        O = g.out[0] * g.out[1] * g.out[2];
-        IN = g.in[0] * g.in[1] * g.in[2];
+        K = C / group * g.k[0] * g.k[1] * g.k[2];
         odims[0] = N;
         odims[1] = M;
         for (int i = 0; i < g.r; i++)
                 odims[2 + i] = g.out[3 - g.r + i];
+        if (pool) {
+                /* The fused MaxPool's output shape (its own checks, pool.c). */
+                if (g.r != 2)
+                        return sl_op_fail(c, SL_ERR_UNSUPPORTED, "MaxPool fused into a %d-D Conv",
+                                          g.r);
+                if (g.out[1] < pool[0] || g.out[2] < pool[1])
+                        return sl_op_fail(c, SL_ERR_SHAPE,
+                                          "MaxPool: kernel larger than padded input");
+                odims[2] = g.out[1] / pool[0];
+                odims[3] = g.out[2] / pool[1];
+        }
         if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, x->ndim, odims)))
                 return SL_ERR_NOMEM;
+        O = sl_tensor_numel(y) / (N && M ? N * M : 1);
         if (!N || !M || !O)
                 return SL_OK;
         if (!K) {
+                /* Every output is the bias (pooled: the max of equal values). */
                 memset(y->data, 0, y->nbytes);
                 for (int64_t n = 0; n < N; n++) {
                         float *yn = (float *)y->data + n * M * O;
@@ -333,47 +425,10 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
                 }
                 return SL_OK;
         }
-        err = sl_conv_direct(c, x, w, b ? b->data : NULL, &g, group, y);
+        err = sl_conv_direct(c, x, w, b ? b->data : NULL, &g, group, pool, y);
         if (err != SL_ERR_UNSUPPORTED)
                 return err;
-        /* Images per sgemm: as many as keep the im2col block near CONV_COL_BYTES. */
-        nb = is_pointwise(&g) || O >= CONV_COLS_MIN
-                 ? 1
-                 : CONV_COL_BYTES / (int64_t)sizeof(float) / (K * O);
-        if (nb * O > CONV_COLS_MIN)
-                nb = (CONV_COLS_MIN + O - 1) / O;
-        if (nb < 1)
-                nb = 1;
-        if (nb > N)
-                nb = N;
-        if (!is_pointwise(&g) || nb > 1) {
-                size_t need = sizeof(float) * (size_t)(K * nb * O + (nb > 1 ? Mg * nb * O : 0));
-                if (!(col = sl_op_scratch(c, need)))
-                        return sl_op_fail(c, SL_ERR_NOMEM, "im2col buffer: out of memory");
-                tmp = nb > 1 ? col + K * nb * O : NULL;
-        }
-        for (int64_t n0 = 0; n0 < N; n0 += nb) {
-                int64_t nn = N - n0 < nb ? N - n0 : nb;
-                for (int64_t gi = 0; gi < group; gi++) {
-                        const float *src = (const float *)x->data + (n0 * C + gi * Cg) * IN;
-                        float *dst = (float *)y->data + (n0 * M + gi * Mg) * O;
-                        if (col) {
-                                for (int64_t i = 0; i < nn; i++)
-                                        im2col((const float *)x->data +
-                                                   ((n0 + i) * C + gi * Cg) * IN,
-                                               Cg, &g, col + i * O, nn * O);
-                                src = col;
-                        }
-                        /* One image: straight into Y; a block: into tmp, [Mg][nn*O]. */
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg,
-                                    (int)(nn * O), (int)K, 1.0f,
-                                    (const float *)w->data + gi * Mg * K, (int)K, src,
-                                    (int)(nn * O), 0.0f, nn > 1 ? tmp : dst, (int)(nn * O));
-                        epilogue(nn > 1 ? tmp : dst, dst, b ? b->data : NULL, c->node->act, nn, M,
-                                 O, gi * Mg, Mg, nn * O);
-                }
-        }
-        return SL_OK;
+        return conv_gemm(c, x, w, b ? b->data : NULL, &g, group, pool, y);
 }
 
 sl_err_t sl_op_conv_transpose(sl_opctx_t *c)
