@@ -161,3 +161,53 @@ def test_canary_and_shadow(bootstrap, tmp_path):
     assert totals["3"]["requests_total"] == n  # ... but runs every request
     assert totals["3"]["labelled_total"] == n
     assert totals["1"]["requests_total"] + totals["2"]["requests_total"] == n
+
+
+def test_uint8_input_preprocessing(bootstrap, tmp_path):
+    """config.cfg `input: { datatype = "UINT8"; scale = 1/255; }`: producers send raw pixels;
+    predictions equal those of the FP32 path; `output: { argmax_only = true; }` keeps top-1."""
+    import gzip
+
+    import numpy as np
+    root = repo_copy(tmp_path, ("1",))
+    repo_copy(tmp_path, ("1",), name="fashion_u8", config=(
+        'input: { datatype = "UINT8"; scale = 0.00392156862745098; };\n'
+        'output: { argmax_only = true; return_tensors = false; };\n'))
+    t = make_topics()
+    cfg = worker_config(tmp_path / "w.cfg", bootstrap, t)
+    cfg.write_text(cfg.read_text().replace(f'models_dir = "{SRC / "models"}"',
+                                           f'models_dir = "{root}"'))
+    w = start_worker(cfg, tmp_path / "w.log")
+    raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()
+    images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 1, 28, 28)[:300]
+    rq = schema("inference_request")
+
+    def enc(rid, model, dtype, data):
+        b = io.BytesIO()
+        fastavro.schemaless_writer(b, rq, {
+            "id": rid, "model_name": model, "model_version": None, "outputs": None,
+            "parameters": {}, "label": None,
+            "inputs": [{"name": "image", "datatype": dtype, "shape": [1, 1, 28, 28],
+                        "data": data}]})
+        return b.getvalue()
+    p = producer(bootstrap)
+    for i, img in enumerate(images):
+        p.produce(t["requests"], key=f"f{i}", value=enc(
+            f"f{i}", "fashion_cnn", "FP32", (img.astype(np.float32) / 255.0).tobytes()))
+        p.produce(t["requests"], key=f"u{i}", value=enc(f"u{i}", "fashion_u8", "UINT8",
+                                                        img.tobytes()))
+    # A FP32 request to the UINT8 model is refused in the producer's terms.
+    p.produce(t["requests"], key="bad", value=enc("bad", "fashion_u8", "FP32", bytes(4 * 784)))
+    assert p.flush(30) == 0
+    rs = schema("inference_response")
+    got = {}
+    for m in read_all(bootstrap, t["responses"], expect=2 * len(images) + 1):
+        r = fastavro.schemaless_reader(io.BytesIO(m.value()), rs)
+        got[r["id"]] = r["result"]
+    w.stop()
+    assert got["bad"]["code"] == "DATATYPE" and "UINT8" in got["bad"]["message"], got["bad"]
+    for i in range(len(images)):
+        f, u = got[f"f{i}"], got[f"u{i}"]
+        assert len(u["classes"]) == 1 and u["outputs"] == []  # argmax_only, no tensors
+        assert u["classes"][0]["index"] == f["classes"][0]["index"], i
+        assert abs(u["classes"][0]["probability"] - f["classes"][0]["probability"]) < 1e-5

@@ -40,10 +40,17 @@ int repo_file_stat(const char *path, int64_t *mtime_ns, int64_t *size)
         return 0;
 }
 
+void repo_settings_cleanup(model_settings_t *ms)
+{
+        sl_prep_destroy(ms->prep);
+        ms->prep = NULL;
+}
+
 void repo_model_free(sl_repo_model_t *m)
 {
         if (!m)
                 return;
+        sl_prep_destroy(m->prep);
         sl_model_destroy(m->model);
         for (size_t i = 0; i < m->n_labels; i++)
                 free(m->labels[i]);
@@ -192,6 +199,16 @@ static sl_err_t model_config_read(const char *path, model_settings_t *ms, char *
                                 }
                                 ms->specific[ms->n_specific++] = config_setting_get_int(e);
                         }
+                } else if (!strcmp(name, "input")) {
+                        sl_prep_destroy(ms->prep);
+                        ms->prep = NULL;
+                        if ((err = sl_prep_new(s, path, &ms->prep, errstr, errstr_size)))
+                                goto done;
+                        err = SL_ERR_CONFIG;
+                } else if (!strcmp(name, "output")) {
+                        if ((err = sl_prep_output_parse(s, path, &ms->output, errstr, errstr_size)))
+                                goto done;
+                        err = SL_ERR_CONFIG;
                 } else if (!strcmp(name, "canary_version") || !strcmp(name, "shadow_version")) {
                         int n;
                         if (expect_type(s, CONFIG_TYPE_INT, "integer", path, errstr, errstr_size))
@@ -254,7 +271,7 @@ static sl_err_t model_config_read(const char *path, model_settings_t *ms, char *
                             "%s:%d: unknown setting '%s' (known: max_batch_size, "
                             "labels_file, top_k, output_kind, allow_non_finite, version_policy, "
                             "num_versions, versions, canary_version, canary_fraction, "
-                            "shadow_version)",
+                            "shadow_version, input, output)",
                             path, line, name);
                         goto done;
                 }
@@ -276,9 +293,12 @@ sl_err_t repo_settings_read(const char *dir, model_settings_t *ms, char *errstr,
         ms->kind = SL_OUTPUT_PROBABILITIES;
         ms->policy = POLICY_LATEST;
         ms->num_versions = 1;
+        sl_prep_output_init(&ms->output);
         sl_strfmt(path, sizeof(path), "%s/config.cfg", dir);
-        if (repo_is_file(path) && (err = model_config_read(path, ms, errstr, errstr_size)))
+        if (repo_is_file(path) && (err = model_config_read(path, ms, errstr, errstr_size))) {
+                repo_settings_cleanup(ms);
                 return err;
+        }
         if (ms->policy == POLICY_SPECIFIC && !ms->n_specific) {
                 sl_strfmt(errstr, errstr_size,
                           "%s: version_policy \"specific\" needs versions = [...]", path);
@@ -378,11 +398,23 @@ sl_err_t repo_version_load(const char *root, const char *name, int64_t version,
         m->canary_version = ms->canary_version;
         m->canary_fraction = ms->canary_fraction;
         m->shadow_version = ms->shadow_version;
+        m->output = ms->output;
         if (!repo_file_stat(path, &mtime, &m->bytes) && m->bytes < 0)
                 m->bytes = 0;
         sl_strfmt(lpath, sizeof(lpath), "%s/%s", dir, ms->labels_file);
         if (!(err = sl_model_load(path, &m->model, errstr, errstr_size)) && *ms->labels_file)
                 err = labels_load(m, lpath, errstr, errstr_size);
+        if (!err && ms->prep && sl_model_input_count(m->model) != 1) {
+                sl_strfmt(errstr, errstr_size,
+                          "%s/config.cfg: an input: group needs a model with one input; %s has "
+                          "%zu",
+                          dir, path, sl_model_input_count(m->model));
+                err = SL_ERR_CONFIG;
+        }
+        if (!err && ms->prep &&
+            !(err =
+                  sl_prep_check(ms->prep, sl_model_input(m->model, 0), path, errstr, errstr_size)))
+                err = sl_prep_dup(ms->prep, &m->prep);
         if (!err)
                 err = model_warm_up(m, path, lpath, errstr, errstr_size);
         if (err) {

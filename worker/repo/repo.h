@@ -24,6 +24,8 @@
  *  - shadow_version (int): every request served by another version of this
  *    model also runs on the shadow version; its result is counted in the
  *    shadow version's metrics and never published.
+ *  - input: { datatype, layout, scale, mean, std } and output: {
+ *    return_tensors, argmax_only }: pre- and post-processing (prep.h).
  *  - allow_non_finite (bool, default false): with false a request whose
  *    float input holds NaN or Inf is refused (BAD_REQUEST) rather than
  *    answered with a meaningless prediction.
@@ -44,6 +46,7 @@
 #include <stdint.h>
 
 #include "../engine/engine.h"
+#include "../prep/prep.h"
 #include "../util/util.h"
 
 typedef enum {
@@ -62,11 +65,13 @@ typedef struct sl_repo_model_s {
         int max_batch_size;
         int top_k; /**< -1 = not set in config.cfg (use the worker's) */
         sl_output_kind_t output_kind;
-        int allow_non_finite;   /**< accept NaN / Inf in float inputs (default 0) */
-        int64_t bytes;          /**< size of model.onnx: the memory its weights take */
-        int64_t canary_version; /**< 0 = none: version taking canary_fraction of requests */
-        double canary_fraction; /**< 0..1 of the requests that name no version */
-        int64_t shadow_version; /**< 0 = none: version that also runs every request, unanswered */
+        int allow_non_finite;    /**< accept NaN / Inf in float inputs (default 0) */
+        int64_t bytes;           /**< size of model.onnx: the memory its weights take */
+        int64_t canary_version;  /**< 0 = none: version taking canary_fraction of requests */
+        double canary_fraction;  /**< 0..1 of the requests that name no version */
+        int64_t shadow_version;  /**< 0 = none: version that also runs every request, unanswered */
+        sl_prep_t *prep;         /**< input: conversion of request tensors (NULL = none) */
+        sl_prep_output_t output; /**< output: return_tensors, argmax_only */
 } sl_repo_model_t;
 
 typedef struct sl_repo_s sl_repo_t;

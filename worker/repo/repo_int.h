@@ -4,6 +4,7 @@
 
 #include <libconfig.h>
 
+#include "../prep/prep.h"
 #include "repo.h"
 
 /* Version policy of a model (config.cfg version_policy), as Triton's. */
@@ -28,7 +29,9 @@ typedef struct model_settings_s {
         int64_t specific[SPECIFIC_MAX];
         int64_t canary_version; /* 0 = none */
         double canary_fraction;
-        int64_t shadow_version; /* 0 = none */
+        int64_t shadow_version;  /* 0 = none */
+        sl_prep_t *prep;         /* input: group, NULL = identity (owned) */
+        sl_prep_output_t output; /* output: group */
 } model_settings_t;
 
 /* A version that failed to load: not tried again until its model.onnx changes. */
@@ -59,5 +62,6 @@ sl_err_t repo_version_load(const char *root, const char *name, int64_t version,
                            const model_settings_t *ms, sl_repo_model_t **mp, char *errstr,
                            size_t errstr_size);
 void repo_model_free(sl_repo_model_t *m);
+void repo_settings_cleanup(model_settings_t *ms);
 
 #endif /* SL_REPO_INT_H */

@@ -192,8 +192,10 @@ sl_err_t sl_repo_load(sl_repo_t *repo, const char *name, int64_t version, sl_rep
         sl_err_t err;
 
         sl_strfmt(dir, sizeof(dir), "%s/%s", repo->root, name);
-        if (!(err = repo_settings_read(dir, &ms, errstr, errstr_size)))
+        if (!(err = repo_settings_read(dir, &ms, errstr, errstr_size))) {
                 err = repo_version_load(repo->root, name, version, &ms, mp, errstr, errstr_size);
+                repo_settings_cleanup(&ms);
+        }
         if (err && err != SL_ERR_NOMEM) {
                 sl_strfmt(path, sizeof(path), "%s/%lld/model.onnx", dir, (long long)version);
                 failed_add(repo, name, version, path);
@@ -234,8 +236,12 @@ static sl_err_t plan_model(sl_repo_t *repo, const char *name, sl_repo_plan_t *pl
         sl_strfmt(dir, sizeof(dir), "%s/%s", repo->root, name);
         if (!gone && (err = repo_settings_read(dir, &ms, errstr, errstr_size)))
                 return err == SL_ERR_NOMEM ? err : SL_OK; /* bad config: leave it as it is */
-        if (!gone && (err = wanted_versions(repo, name, &ms, &v, &n, errstr, errstr_size)))
-                return err == SL_ERR_NOMEM ? err : SL_OK;
+        if (!gone) {
+                err = wanted_versions(repo, name, &ms, &v, &n, errstr, errstr_size);
+                repo_settings_cleanup(&ms);
+                if (err)
+                        return err == SL_ERR_NOMEM ? err : SL_OK;
+        }
         for (size_t i = 0; i < n; i++) {
                 sl_repo_version_t *tmp;
                 if (is_loaded(repo, name, v[i]))

@@ -280,8 +280,14 @@ static sl_err_t request_check(const batch_t *b, const sl_request_t *req, int64_t
         }
         for (size_t i = 0; i < n_in; i++) {
                 const sl_value_info_t *vi = sl_model_input(model, i);
+                sl_value_info_t wire;
                 const sl_tensor_t *t = NULL;
                 char want[128], got[128];
+                if (i == 0 && b->model->prep) {
+                        /* What the producer sends (input: datatype, layout), not the model's. */
+                        sl_prep_wire_shape(b->model->prep, vi, &wire);
+                        vi = &wire;
+                }
                 for (size_t j = 0; j < req->n_inputs && !t; j++)
                         if (!strcmp(req->inputs[j].name, vi->name))
                                 t = &req->inputs[j].tensor;
@@ -365,6 +371,9 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
         int64_t row = 0;
         size_t k = (size_t)(m->top_k >= 0 ? m->top_k : w->conf->top_k);
 
+        if (m->output.argmax_only)
+                k = 1;
+
         if (n_out > 16)
                 n_out = 16;
         if (k > TOPK_MAX)
@@ -381,7 +390,8 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
                         const sl_tensor_t *t = &b->outputs[o];
                         int64_t re = row_elems(t);
                         size_t esz = sl_dtype_size(t->dtype);
-                        if (!output_wanted(pr->req, sl_model_output(m->model, o)->name))
+                        if (!m->output.return_tensors ||
+                            !output_wanted(pr->req, sl_model_output(m->model, o)->name))
                                 continue;
                         outs[n].name = (char *)sl_model_output(m->model, o)->name;
                         outs[n].tensor = *t;
@@ -449,16 +459,22 @@ static void batch_run(sl_worker_t *w, batch_t *b)
 
         if (!b->cnt)
                 return;
-        /* Concatenate each input along the batch dimension into the batch's buffers. */
+        /*
+         * Concatenate each input along the batch dimension into the batch's
+         * buffers, converted by the model's input: group (prep.h) where it has one.
+         */
         for (size_t i = 0; i < n_in && !err; i++) {
                 const sl_value_info_t *vi = sl_model_input(model, i);
-                sl_tensor_t *in = &b->inputs[i];
+                const sl_prep_t *prep = i == 0 ? b->model->prep : NULL;
+                sl_tensor_t *in = &b->inputs[i], mt;
                 size_t off = 0, need = 0;
                 const sl_tensor_t *first = NULL;
                 for (size_t r = 0; r < b->cnt; r++) {
                         for (size_t j = 0; j < b->reqs[r].req->n_inputs; j++)
                                 if (!strcmp(b->reqs[r].req->inputs[j].name, vi->name)) {
-                                        need += b->reqs[r].req->inputs[j].tensor.nbytes;
+                                        sl_prep_model_tensor(
+                                            prep, &b->reqs[r].req->inputs[j].tensor, &mt);
+                                        need += mt.nbytes;
                                         if (!first)
                                                 first = &b->reqs[r].req->inputs[j].tensor;
                                 }
@@ -473,16 +489,26 @@ static void batch_run(sl_worker_t *w, batch_t *b)
                         in->data = tmp;
                         b->input_cap[i] = need;
                 }
-                for (size_t r = 0; r < b->cnt; r++)
+                for (size_t r = 0; r < b->cnt && !err; r++)
                         for (size_t j = 0; j < b->reqs[r].req->n_inputs; j++)
                                 if (!strcmp(b->reqs[r].req->inputs[j].name, vi->name)) {
                                         const sl_tensor_t *t = &b->reqs[r].req->inputs[j].tensor;
-                                        memcpy((char *)in->data + off, t->data, t->nbytes);
-                                        off += t->nbytes;
+                                        sl_prep_model_tensor(prep, t, &mt);
+                                        if (prep)
+                                                err =
+                                                    sl_prep_apply(prep, t, (char *)in->data + off);
+                                        else
+                                                memcpy((char *)in->data + off, t->data, t->nbytes);
+                                        if (err)
+                                                sl_strfmt(errstr, sizeof(errstr),
+                                                          "input conversion failed: %s",
+                                                          sl_err2str(err));
+                                        off += mt.nbytes;
                                 }
-                in->dtype = first->dtype;
-                in->ndim = first->ndim;
-                memcpy(in->dims, first->dims, sizeof(in->dims));
+                sl_prep_model_tensor(prep, first, &mt);
+                in->dtype = mt.dtype;
+                in->ndim = mt.ndim;
+                memcpy(in->dims, mt.dims, sizeof(in->dims));
                 in->dims[0] = b->rows;
                 in->nbytes = off;
         }
