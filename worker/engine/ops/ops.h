@@ -155,6 +155,8 @@ sl_err_t sl_op_scatter_nd(sl_opctx_t *c);
 /** @brief Dropout with training_mode true (ops/random.c): numpy-compatible masks. */
 sl_err_t sl_dropout_train(sl_opctx_t *c, const sl_tensor_t *x, double ratio);
 
+sl_err_t sl_op_einsum(sl_opctx_t *c);
+
 /* Resize and Upsample (ops/resize.c). */
 sl_err_t sl_check_resize(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
 sl_err_t sl_check_upsample(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
@@ -166,9 +168,16 @@ sl_err_t sl_check_loss(const sl_node_t *node, int64_t opset, char *errstr, size_
 sl_err_t sl_op_nll_loss(sl_opctx_t *c);
 sl_err_t sl_op_softmax_cross_entropy_loss(sl_opctx_t *c);
 
-/* MaxPool with storage_order (ops/misc.c). */
+/* MaxPool with storage_order and small operators (ops/misc.c). */
 sl_err_t sl_check_max_pool(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
 sl_err_t sl_op_max_pool_indexed(sl_opctx_t *c);
+sl_err_t sl_op_compress(sl_opctx_t *c);
+sl_err_t sl_op_reverse_sequence(sl_opctx_t *c);
+sl_err_t sl_op_lrn(sl_opctx_t *c);
+sl_err_t sl_op_det(sl_opctx_t *c);
+sl_err_t sl_op_hann_window(sl_opctx_t *c);
+sl_err_t sl_op_hamming_window(sl_opctx_t *c);
+sl_err_t sl_op_blackman_window(sl_opctx_t *c);
 
 /* Control flow with subgraphs (ops/control.c). */
 sl_err_t sl_check_if(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);
