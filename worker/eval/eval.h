@@ -14,6 +14,17 @@
  *    age and in entries, so that a label can arrive before or after its
  *    prediction.
  *
+ * The join in both orders (what test_eval's test_join_both_orders does):
+ *  - a prediction without an inline label: if sl_eval_join_take_label()
+ *    finds its label, evaluate now; otherwise sl_eval_join_put_prediction();
+ *  - a label from the labels topic: evaluate every prediction that
+ *    sl_eval_join_take_prediction() returns for its id (one per model version:
+ *    primary, canary, shadow); if there was none, sl_eval_join_put_label();
+ *  - every so often, sl_eval_join_expire(); on unloading a model version,
+ *    sl_eval_join_drop_model().
+ * A label that arrives first is taken by the first prediction for its id, so
+ * a shadow prediction made later for the same id finds no label.
+ *
  * Metric definitions follow scikit-learn (sklearn.metrics, 1.x) so that
  * numbers computed offline from the same responses agree:
  *  - accuracy = correct / count (accuracy_score);
