@@ -3,9 +3,7 @@
  * version's micro-batch, run full or due batches, and publish one response
  * per request (or an error response and a dead letter).
  */
-#define XXH_INLINE_ALL
 #include <math.h>
-#include <xxhash.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,76 +565,6 @@ static sl_err_t batch_add(batch_t *b, sl_request_t *req, inflight_t *inf, rd_kaf
         return SL_OK;
 }
 
-/*
- * Which version serves \p req: the one it names; else the model's canary for
- * canary_fraction of the ids (XXH3 of the id, so a retry goes the same way)
- * and otherwise the highest version that is neither canary nor shadow.
- * *shadowp: the version that runs a copy, unanswered (NULL for none).
- */
-static const sl_repo_model_t *route(sl_worker_t *w, const sl_request_t *req,
-                                    const sl_repo_model_t **shadowp)
-{
-        const sl_repo_model_t *m = sl_repo_find(w->repo, req->model_name, req->model_version);
-        char v[32];
-
-        *shadowp = NULL;
-        if (!m)
-                return NULL;
-        if ((!req->model_version || !*req->model_version) &&
-            (m->canary_version || m->shadow_version)) {
-                const sl_repo_model_t *primary = NULL, *canary = NULL;
-                for (size_t i = 0; i < sl_repo_count(w->repo); i++) {
-                        const sl_repo_model_t *x = sl_repo_get(w->repo, i);
-                        int64_t xv = 0;
-                        if (strcmp(x->name, m->name) || sl_parse_i64(x->version, &xv))
-                                continue;
-                        if (xv == m->canary_version)
-                                canary = x;
-                        else if (xv != m->shadow_version)
-                                primary = x; /* ascending: the last is the highest */
-                }
-                if (canary && m->canary_fraction > 0) {
-                        uint64_t h = XXH3_64bits(req->id, strlen(req->id));
-                        /* top 53 bits as a uniform double in [0, 1) */
-                        if ((double)(h >> 11) * 0x1.0p-53 < m->canary_fraction || !primary)
-                                primary = canary;
-                }
-                m = primary ? primary : m;
-        }
-        if (m->shadow_version) {
-                sl_strfmt(v, sizeof(v), "%lld", (long long)m->shadow_version);
-                *shadowp = sl_repo_find(w->repo, m->name, v);
-                if (*shadowp == m)
-                        *shadowp = NULL;
-        }
-        return m;
-}
-
-static sl_request_t *request_copy(const sl_request_t *req)
-{
-        sl_request_t *c = calloc(1, sizeof(*c));
-        if (!c || !(c->id = strdup(req->id)) || !(c->model_name = strdup(req->model_name)) ||
-            !(c->inputs = calloc(req->n_inputs, sizeof(*c->inputs))))
-                goto fail;
-        c->n_inputs = req->n_inputs;
-        c->has_label = req->has_label;
-        c->label = req->label;
-        for (size_t i = 0; i < req->n_inputs; i++) {
-                const sl_named_tensor_t *t = &req->inputs[i];
-                c->inputs[i] = *t;
-                c->inputs[i].name = NULL;
-                c->inputs[i].tensor.data = NULL;
-                if (!(c->inputs[i].name = strdup(t->name)) ||
-                    !(c->inputs[i].tensor.data = malloc(t->tensor.nbytes ? t->tensor.nbytes : 1)))
-                        goto fail;
-                memcpy(c->inputs[i].tensor.data, t->tensor.data, t->tensor.nbytes);
-        }
-        return c;
-fail:
-        sl_request_destroy(c);
-        return NULL;
-}
-
 /* Shadow mode: run a copy of \p req on \p shadow; counted in its metrics, never answered. */
 static void shadow_add(sl_worker_t *w, const sl_repo_model_t *shadow, const sl_request_t *req,
                        int64_t consumed_us, int64_t timestamp_ms)
@@ -650,7 +578,8 @@ static void shadow_add(sl_worker_t *w, const sl_repo_model_t *shadow, const sl_r
                 return;
         b->stats->requests++;
         b->stats->requests_total++;
-        if (request_check(b, req, &rows, errstr, sizeof(errstr)) || !(copy = request_copy(req))) {
+        if (request_check(b, req, &rows, errstr, sizeof(errstr)) ||
+            !(copy = sl_stream_request_copy(req))) {
                 b->stats->errors++;
                 b->stats->errors_total++;
                 return;
@@ -733,7 +662,7 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
                         }
                 }
         }
-        if (!(m = route(w, req, &shadow))) {
+        if (!(m = sl_stream_route(w, req, &shadow))) {
                 sl_strfmt(errstr, sizeof(errstr), "model %s%s%s is not served here",
                           req->model_name, req->model_version ? " version " : "",
                           req->model_version ? req->model_version : "");

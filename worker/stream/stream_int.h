@@ -151,6 +151,11 @@ sl_err_t sl_stream_model_add(sl_worker_t *w, const sl_repo_model_t *m, char *err
                              size_t errstr_size);
 void sl_stream_model_remove(sl_worker_t *w, const sl_repo_model_t *m);
 
+/* route.c: version routing (canary, shadow) */
+const sl_repo_model_t *sl_stream_route(sl_worker_t *w, const sl_request_t *req,
+                                       const sl_repo_model_t **shadowp);
+sl_request_t *sl_stream_request_copy(const sl_request_t *req);
+
 /* reload.c: live model reload */
 void sl_stream_reload(sl_worker_t *w);
 void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg);
