@@ -156,6 +156,7 @@ sl_err_t sl_op_scatter_nd(sl_opctx_t *c);
 sl_err_t sl_dropout_train(sl_opctx_t *c, const sl_tensor_t *x, double ratio);
 
 sl_err_t sl_op_einsum(sl_opctx_t *c);
+sl_err_t sl_op_nms(sl_opctx_t *c);
 
 /* Resize and Upsample (ops/resize.c). */
 sl_err_t sl_check_resize(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size);

@@ -90,6 +90,7 @@ static const sl_op_t ops[] = {
     {"Mul", NULL, sl_op_mul},
     {"Neg", NULL, sl_op_neg},
     {"NegativeLogLikelihoodLoss", sl_check_loss, sl_op_nll_loss},
+    {"NonMaxSuppression", NULL, sl_op_nms},
     {"NonZero", NULL, sl_op_nonzero},
     {"Not", NULL, sl_op_not},
     {"OneHot", NULL, sl_op_one_hot},
