@@ -97,6 +97,7 @@ int sl_cmd_worker(int argc, char **argv)
         cp.response_schema_id = conf.response_schema_id;
         cp.dead_letter_schema_id = conf.dead_letter_schema_id;
         cp.metrics_schema_id = conf.metrics_schema_id;
+        cp.label_schema_id = conf.label_schema_id;
         cp.writer_schemas = (const char *const *)conf.writer_schemas;
         cp.n_writer_schemas = conf.n_writer_schemas;
         cp.request_writer_schema = conf.request_writer_schema;

@@ -17,17 +17,15 @@
 #include <string.h>
 
 static const char *rec_file[SL_REC__CNT] = {
-    [SL_REC_REQUEST] = "inference_request.avsc",
-    [SL_REC_RESPONSE] = "inference_response.avsc",
-    [SL_REC_DEAD_LETTER] = "dead_letter.avsc",
-    [SL_REC_METRICS] = "worker_metrics.avsc",
+    [SL_REC_REQUEST] = "inference_request.avsc", [SL_REC_RESPONSE] = "inference_response.avsc",
+    [SL_REC_DEAD_LETTER] = "dead_letter.avsc",   [SL_REC_METRICS] = "worker_metrics.avsc",
+    [SL_REC_LABEL] = "inference_label.avsc",
 };
 
 static const char *rec_name[SL_REC__CNT] = {
-    [SL_REC_REQUEST] = "InferenceRequest",
-    [SL_REC_RESPONSE] = "InferenceResponse",
-    [SL_REC_DEAD_LETTER] = "DeadLetter",
-    [SL_REC_METRICS] = "WorkerMetrics",
+    [SL_REC_REQUEST] = "InferenceRequest", [SL_REC_RESPONSE] = "InferenceResponse",
+    [SL_REC_DEAD_LETTER] = "DeadLetter",   [SL_REC_METRICS] = "WorkerMetrics",
+    [SL_REC_LABEL] = "InferenceLabel",
 };
 
 static const struct {
@@ -110,6 +108,7 @@ void sl_codec_params_init(sl_codec_params_t *params)
         params->response_schema_id = 2;
         params->dead_letter_schema_id = 3;
         params->metrics_schema_id = 4;
+        params->label_schema_id = 5;
 }
 
 size_t sl_codec_header_size(const sl_codec_t *codec)
@@ -514,6 +513,7 @@ sl_err_t sl_codec_new(const sl_codec_params_t *params, sl_codec_t **codecp, char
         codec->schema_id[SL_REC_RESPONSE] = params->response_schema_id;
         codec->schema_id[SL_REC_DEAD_LETTER] = params->dead_letter_schema_id;
         codec->schema_id[SL_REC_METRICS] = params->metrics_schema_id;
+        codec->schema_id[SL_REC_LABEL] = params->label_schema_id;
         for (int r = 0; r < SL_REC__CNT && !err; r++)
                 err = load_schema(codec, params->schema_dir, (sl_rec_t)r, errstr, errstr_size);
         if (!err)

@@ -175,7 +175,8 @@ typedef struct sl_codec_params_s {
         int32_t response_schema_id; /**< Confluent id written on responses */
         int32_t dead_letter_schema_id;
         int32_t metrics_schema_id;
-        const char *schema_dir; /**< folder holding the .avsc files */
+        int32_t label_schema_id; /**< Confluent id accepted for InferenceLabel */
+        const char *schema_dir;  /**< folder holding the .avsc files */
         /**
          * Confluent framing: writer schemas of requests, "ID=PATH" entries
          * (codec.writer_schemas). \p request_schema_id names the reader
@@ -276,6 +277,18 @@ sl_err_t sl_codec_encode_dead_letter(const sl_codec_t *codec, const sl_dead_lett
 sl_err_t sl_codec_decode_dead_letter(const sl_codec_t *codec, const void *buf, size_t len,
                                      char **error_codep, char **error_messagep, char **request_idp,
                                      int64_t *offsetp, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Decode an InferenceLabel (schemas/inference_label.avsc), framed.
+ * Bounds-checked before avro-c reads it (as every decoder of outside bytes).
+ * @param idp        out: the request id (malloc'd, caller frees)
+ * @param has_labelp out: 1 when `label` is set (class index in *labelp)
+ * @param has_valuep out: 1 when `value` is set (regression truth in *valuep)
+ * @returns SL_OK, SL_ERR_FRAMING or SL_ERR_DECODE (errstr says why).
+ */
+sl_err_t sl_codec_decode_label(const sl_codec_t *codec, const void *buf, size_t len, char **idp,
+                               int *has_labelp, int64_t *labelp, int *has_valuep, double *valuep,
+                               char *errstr, size_t errstr_size);
 
 /** @brief Encode a WorkerMetrics record, framed. Caller frees *bufp. */
 sl_err_t sl_codec_encode_metrics(const sl_codec_t *codec, const sl_worker_metrics_t *m, void **bufp,

@@ -24,6 +24,7 @@ typedef enum {
         SL_REC_RESPONSE,
         SL_REC_DEAD_LETTER,
         SL_REC_METRICS,
+        SL_REC_LABEL,
         SL_REC__CNT
 } sl_rec_t;
 

@@ -265,3 +265,37 @@ sl_err_t sl_codec_metrics_to_json(const sl_codec_t *codec, const void *buf, size
         avro_value_decref(&v);
         return err;
 }
+
+sl_err_t sl_codec_decode_label(const sl_codec_t *codec, const void *buf, size_t len, char **idp,
+                               int *has_labelp, int64_t *labelp, int *has_valuep, double *valuep,
+                               char *errstr, size_t errstr_size)
+{
+        avro_value_t v, f, b;
+        const char *s = NULL;
+        size_t slen = 0;
+        int disc = 0;
+        sl_err_t err;
+
+        *idp = NULL;
+        *has_labelp = *has_valuep = 0;
+        err = sl_codec_read_generic(codec, SL_REC_LABEL, buf, len, &v, errstr, errstr_size);
+        if (err)
+                return err;
+        if (avro_value_get_by_name(&v, "id", &f, NULL) || avro_value_get_string(&f, &s, &slen) ||
+            !(*idp = strndup(s, slen ? slen - 1 : 0))) {
+                sl_strfmt(errstr, errstr_size, "InferenceLabel: no id");
+                err = SL_ERR_DECODE;
+                goto done;
+        }
+        if (!avro_value_get_by_name(&v, "label", &f, NULL) &&
+            !avro_value_get_discriminant(&f, &disc) && disc == 1 &&
+            !avro_value_get_current_branch(&f, &b) && !avro_value_get_long(&b, labelp))
+                *has_labelp = 1;
+        if (!avro_value_get_by_name(&v, "value", &f, NULL) &&
+            !avro_value_get_discriminant(&f, &disc) && disc == 1 &&
+            !avro_value_get_current_branch(&f, &b) && !avro_value_get_double(&b, valuep))
+                *has_valuep = 1;
+done:
+        avro_value_decref(&v);
+        return err;
+}

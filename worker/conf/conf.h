@@ -85,6 +85,10 @@ typedef struct sl_conf_s {
         char *request_topics[SL_CONF_MAX_TOPICS];
         size_t n_default_models;
         char *default_models[SL_CONF_MAX_TOPICS]; /**< "TOPIC=MODEL" */
+        size_t n_label_topics;
+        char *label_topics[SL_CONF_MAX_TOPICS];
+        int label_join_max;
+        int label_join_max_age_ms;
         char *response_topic;
         char *dead_letter_topic;
         char *metrics_topic;
@@ -95,6 +99,7 @@ typedef struct sl_conf_s {
         int response_schema_id;
         int dead_letter_schema_id;
         int metrics_schema_id;
+        int label_schema_id;
         size_t n_writer_schemas;
         char *writer_schemas[SL_CONF_MAX_TOPICS]; /**< "ID=PATH": request writer schemas */
         char *request_writer_schema;              /**< raw framing; NULL = the reader schema */

@@ -111,6 +111,7 @@ void sl_stream_metrics_publish(sl_worker_t *w)
                 m->errors_total = s->errors_total;
                 m->labelled_total = s->labelled_total;
                 m->correct_total = s->correct_total;
+                m->evaluation = s->eval ? sl_eval_snapshot(s->eval, 1) : NULL;
                 if (s->requests || s->responses)
                         SL_LOG(SL_LOG_INFO, "METRICS",
                                "model=%s/%s requests=%lld responses=%lld errors=%lld "
@@ -130,6 +131,8 @@ void sl_stream_metrics_publish(sl_worker_t *w)
         rec.dead_letters = w->dead_letters;
         rec.dead_letters_total = w->dead_letters_total;
         rec.consumer_lag = consumer_lag(w);
+        if (w->join)
+                sl_eval_join_expire(w->join, sl_now_us() / 1000, w->conf->label_join_max_age_ms);
         /* Seconds to drain the backlog at this window's acknowledged rate. */
         if (rec.consumer_lag >= 0) {
                 double secs = (double)(now_ms - w->window_start_ms) / 1000.0;
@@ -164,6 +167,7 @@ void sl_stream_metrics_publish(sl_worker_t *w)
 void sl_stream_stats_cleanup(sl_worker_t *w)
 {
         for (size_t i = 0; i < w->n_stats; i++) {
+                sl_eval_destroy(w->stats[i]->eval);
                 free(w->stats[i]->latency.v);
                 free(w->stats[i]->inference.v);
                 free(w->stats[i]->name);

@@ -79,6 +79,14 @@ sl_err_t sl_stream_model_add(sl_worker_t *w, const sl_repo_model_t *m, char *err
         /* A model with a fixed first dimension runs one request at a time. */
         if (in0 && in0->ndim > 0 && in0->dims[0] > 0)
                 b->max_rows = in0->dims[0];
+        /* A classifier ([N, C] float scores) is evaluated online. */
+        if (n_out && sl_model_output(m->model, 0)->dtype == SL_DT_FLOAT &&
+            sl_model_output(m->model, 0)->ndim == 2 && sl_model_output(m->model, 0)->dims[1] > 0) {
+                st->n_classes = (int32_t)sl_model_output(m->model, 0)->dims[1];
+                st->eval = sl_eval_new(
+                    SL_EVAL_CLASSIFICATION, st->n_classes,
+                    (size_t)st->n_classes == m->n_labels ? (const char *const *)m->labels : NULL);
+        }
         w->batches[w->n_batches++] = b;
         w->stats[w->n_stats++] = st;
         return SL_OK;
@@ -432,6 +440,17 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
                         pr->inf->answered = 1;
                 sl_obs_histogram_observe(b->stats->obs.queue_time,
                                          (double)resp.timings.queue_us / 1e6);
+                /* Online evaluation from the scores of a one-row classifier request. */
+                if (pr->rows == 1 && n_out && b->outputs[0].dtype == SL_DT_FLOAT &&
+                    b->outputs[0].ndim == 2 && b->outputs[0].dims[0] == b->rows &&
+                    b->outputs[0].dims[1] == b->stats->n_classes) {
+                        size_t c = (size_t)b->outputs[0].dims[1], best = 0;
+                        const float *sc = (const float *)b->outputs[0].data + (size_t)row * c;
+                        for (size_t i = 1; i < c; i++)
+                                if (sc[i] > sc[best])
+                                        best = i;
+                        sl_stream_eval_prediction(w, b->stats, pr->req, (int32_t)best, sc);
+                }
                 if (pr->req->has_label && resp.n_classes) {
                         int hit = resp.classes[0].index == pr->req->label;
                         sl_obs_model_metrics_label(&b->stats->obs, hit);
@@ -626,6 +645,10 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
                 w->fatal = 1;
                 w->stop = 1;
                 rd_kafka_message_destroy(msg);
+                return;
+        }
+        if (w->join && sl_stream_is_label_topic(w, rd_kafka_topic_name(msg->rkt))) {
+                sl_stream_handle_label(w, msg, inf);
                 return;
         }
         err = sl_codec_decode_request(w->codec, msg->payload, msg->len, &req, &id, errstr,

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 
+#include "../eval/eval.h"
 #include "../obs/obs.h"
 
 #include "stream.h"
@@ -56,6 +57,8 @@ struct model_stats_s {
         int64_t requests_total, responses_total, errors_total, labelled_total, correct_total;
         samples_t latency, inference;
         sl_obs_model_metrics_t obs; /* Prometheus children of this model version */
+        sl_eval_t *eval;            /* online evaluation of a classifier, else NULL */
+        int32_t n_classes;
 };
 
 /** A request waiting in a batch. */
@@ -118,6 +121,8 @@ struct sl_worker_s {
         _Atomic int draining;
         int64_t window_answered; /* responses acknowledged in this metrics window */
 
+        sl_eval_join_t *join; /* labels topic join (topics.labels), else NULL */
+
         /* exactly_once (txn.c) */
         int eos;
         char txn_id[512];
@@ -150,6 +155,12 @@ void sl_stream_batches_destroy(sl_worker_t *w);
 sl_err_t sl_stream_model_add(sl_worker_t *w, const sl_repo_model_t *m, char *errstr,
                              size_t errstr_size);
 void sl_stream_model_remove(sl_worker_t *w, const sl_repo_model_t *m);
+
+/* labels.c: online evaluation and the labels-topic join */
+void sl_stream_eval_prediction(sl_worker_t *w, model_stats_t *st, const sl_request_t *req,
+                               int32_t predicted, const float *probs);
+int sl_stream_is_label_topic(const sl_worker_t *w, const char *topic);
+void sl_stream_handle_label(sl_worker_t *w, rd_kafka_message_t *msg, inflight_t *inf);
 
 /* route.c: version routing (canary, shadow) */
 const sl_repo_model_t *sl_stream_route(sl_worker_t *w, const sl_request_t *req,

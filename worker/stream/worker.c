@@ -19,6 +19,10 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, sl_repo_t *repo, const sl_codec_t 
         w->repo = repo;
         w->codec = codec;
         w->inflight_max = INFLIGHT_MAX_DEFAULT;
+        if (conf->n_label_topics && !(w->join = sl_eval_join_new((size_t)conf->label_join_max))) {
+                free(w);
+                return SL_ERR_NOMEM;
+        }
         w->eos = !strcmp(conf->delivery_guarantee, "exactly_once");
         if (!strcmp(conf->delivery_transactional_id, "auto"))
                 sl_strfmt(w->txn_id, sizeof(w->txn_id), "sluice-%s", conf->worker_id);
@@ -133,6 +137,9 @@ static sl_err_t subscribe(sl_worker_t *w)
         for (size_t i = 0; i < w->conf->n_request_topics; i++)
                 rd_kafka_topic_partition_list_add(topics, w->conf->request_topics[i],
                                                   RD_KAFKA_PARTITION_UA);
+        for (size_t i = 0; i < w->conf->n_label_topics; i++)
+                rd_kafka_topic_partition_list_add(topics, w->conf->label_topics[i],
+                                                  RD_KAFKA_PARTITION_UA);
         err = rd_kafka_subscribe(w->consumer, topics);
         rd_kafka_topic_partition_list_destroy(topics);
         if (err) {
@@ -239,6 +246,7 @@ void sl_worker_destroy(sl_worker_t *w)
                 rd_kafka_destroy(w->producer);
         }
         sl_stream_obs_destroy(w);
+        sl_eval_join_destroy(w->join);
         sl_stream_stats_cleanup(w);
         sl_stream_batches_destroy(w);
         for (size_t i = 0; i < w->n_parts; i++) {
