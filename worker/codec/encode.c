@@ -565,6 +565,18 @@ sl_err_t sl_codec_encode_metrics(const sl_codec_t *codec, const sl_worker_metric
         TRY(set_long(&v, "dead_letters", m->dead_letters));
         TRY(set_long(&v, "dead_letters_total", m->dead_letters_total));
         TRY(set_long(&v, "consumer_lag", m->consumer_lag));
+        TRY(set_long(&v, "commits_total", m->commits_total));
+        TRY(set_long(&v, "rebalances_total", m->rebalances_total));
+        TRY(set_long(&v, "pauses_total", m->pauses_total));
+        TRY(set_long(&v, "produce_retries_total", m->produce_retries_total));
+        TRY(set_long(&v, "transactions_aborted_total", m->transactions_aborted_total));
+        TRY(field(&v, "dead_letters_by_code", &f));
+        for (int e = 0; m->dead_letters_by_code && e < SL_ERR__CNT; e++) {
+                if (!m->dead_letters_by_code[e])
+                        continue;
+                TRY(avro_value_add(&f, sl_err_name((sl_err_t)e), &el, NULL, NULL));
+                TRY(avro_value_set_long(&el, m->dead_letters_by_code[e]));
+        }
         TRY(field(&v, "models", &f));
         for (size_t i = 0; i < m->n_models; i++) {
                 TRY(avro_value_append(&f, &el, NULL));

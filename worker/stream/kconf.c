@@ -31,6 +31,23 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         SL_LOG(SL_LOG_WARNING, "KAFKA", "%s: %s", rd_kafka_err2name(err), reason);
 }
 
+/* Every offset commit, automatic or explicit (consumer's poll, worker thread). */
+static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+        sl_worker_t *w = opaque;
+        (void)rk;
+        if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+                return;
+        if (err) {
+                SL_LOG(SL_LOG_WARNING, "COMMIT", "offset commit failed: %s", rd_kafka_err2str(err));
+                return;
+        }
+        w->commits++;
+        sl_obs_counter_inc(w->obs->commits);
+        SL_LOG(SL_LOG_DEBUG, "COMMIT", "committed offsets of %d partition(s)", offsets->cnt);
+}
+
 static int set(rd_kafka_conf_t *kc, const char *name, const char *value, const char *where,
                char *errstr, size_t errstr_size)
 {
@@ -117,6 +134,7 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
                 if (set(kc, "enable.auto.offset.store", "false", "sluice", errstr, errstr_size))
                         goto fail;
                 rd_kafka_conf_set_rebalance_cb(kc, sl_stream_rebalance_cb);
+                rd_kafka_conf_set_offset_commit_cb(kc, offset_commit_cb);
         } else {
                 rd_kafka_conf_set_dr_msg_cb(kc, sl_stream_dr_cb);
         }

@@ -143,6 +143,12 @@ void sl_stream_metrics_publish(sl_worker_t *w)
                                                        : INFINITY);
         }
         rec.n_models = n_mm;
+        rec.commits_total = w->commits;
+        rec.rebalances_total = w->rebalances;
+        rec.pauses_total = w->pauses;
+        rec.produce_retries_total = w->produce_retries;
+        rec.transactions_aborted_total = w->txn_aborts;
+        rec.dead_letters_by_code = w->dead_letters_by_code;
         rec.models = mm;
         if (!sl_codec_encode_metrics(w->codec, &rec, &buf, &len))
                 sl_stream_produce(w, w->conf->metrics_topic, w->conf->worker_id,

@@ -236,6 +236,8 @@ void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflig
         dl.time_ms = sl_wall_ms();
         w->dead_letters++;
         w->dead_letters_total++;
+        if ((unsigned)code < SL_ERR__CNT)
+                w->dead_letters_by_code[code]++;
         sl_obs_counter_inc(sl_obs_counter_child(w->obs->dead_letters, sl_err_name(code)));
         SL_LOG(SL_LOG_NOTICE, "DEADLETTER", "%s[%d]@%lld id=%s %s: %s", dl.topic, dl.partition,
                (long long)dl.offset, request_id ? request_id : "-", sl_err_name(code), message);

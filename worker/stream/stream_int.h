@@ -109,6 +109,8 @@ struct sl_worker_s {
         int64_t next_reload_us;
 
         int64_t dead_letters, dead_letters_total;
+        int64_t dead_letters_by_code[SL_ERR__CNT]; /* since start */
+        int64_t commits, rebalances, pauses;       /* since start */
         int64_t window_start_ms, next_metrics_us;
         int64_t produce_retries, delivery_failures;
 

@@ -218,6 +218,7 @@ void sl_stream_backpressure(sl_worker_t *w)
         else
                 rd_kafka_resume_partitions(w->consumer, l);
         sl_obs_gauge_set(w->obs->partitions_paused, want ? (double)l->cnt : 0.0);
+        w->pauses += want;
         SL_LOG(SL_LOG_INFO, "FLOW", "%s %d partitions: %zu messages in flight",
                want ? "paused" : "resumed", l->cnt, w->inflight_cnt);
         rd_kafka_topic_partition_list_destroy(l);
@@ -232,7 +233,6 @@ sl_err_t sl_stream_commit(sl_worker_t *w, int sync)
                 SL_LOG(SL_LOG_WARNING, "COMMIT", "commit failed: %s", rd_kafka_err2str(err));
                 return SL_ERR_KAFKA;
         }
-        if (!err && sync)
-                sl_obs_counter_inc(w->obs->commits);
+
         return SL_OK;
 }

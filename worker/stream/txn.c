@@ -142,6 +142,7 @@ sl_err_t sl_stream_txn_commit(sl_worker_t *w, int begin_next, int lost)
         if (!error) {
                 w->txn_open = 0;
                 w->txn_commits++;
+                w->commits++;
                 sl_obs_counter_inc(w->obs->commits);
         } else if (rd_kafka_error_txn_requires_abort(error)) {
                 log_error("commit_transaction", error);

@@ -91,6 +91,7 @@ void sl_stream_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
         sl_obs_counter_inc(w->obs->rebalances);
+        w->rebalances++;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 atomic_fetch_add(&w->n_assigned, parts->cnt);
                 for (int i = 0; i < parts->cnt; i++) {
