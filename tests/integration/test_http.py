@@ -111,6 +111,16 @@ def test_readyz_metrics_healthz(bootstrap, tmp_path):
         assert metric(text, "sluice_labelled_total", **labels) == n
         assert 0 <= metric(text, "sluice_accuracy", **labels) <= 1
         assert get(port, "/healthz")[0] == 200
+        # The online evaluation appears with the next metrics interval (2 s here).
+        deadline = time.time() + 10
+        while 'sluice_evaluation{model="fashion_cnn",version="1",metric="accuracy"}' not in text:
+            assert time.time() < deadline, text
+            time.sleep(0.5)
+            text = get(port, "/metrics")[1]
+        # All-zero images labelled 1: the accuracy is the share predicted as class 1.
+        acc = metric(text, "sluice_evaluation", metric="accuracy", **labels)
+        assert acc == metric(text, "sluice_correct_total", **labels) / n
+        assert 0 <= metric(text, "sluice_evaluation", metric="macro_f1", **labels) <= 1
         print(f"/metrics after {n} good + 3 bad: requests={n + 1} responses={n}")
     finally:
         w.stop()

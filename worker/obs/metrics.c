@@ -62,6 +62,9 @@ static const def_t defs[] = {
         "Responses to requests that carried a ground-truth label."),
     FAM(correct, SL_OBS_COUNTER, "sluice_correct_total", "model,version",
         "Labelled responses whose top-1 class equals the label."),
+    FAM(evaluation, SL_OBS_GAUGE, "sluice_evaluation", "model,version,metric",
+        "Online evaluation since the worker started, per metric: accuracy, macro_precision, "
+        "macro_recall, macro_f1, log_loss (classifiers), mae, rmse (regression)."),
 };
 
 /* The unlabelled metrics, kept as their one child. */

@@ -271,6 +271,9 @@ typedef struct sl_obs_metrics_s {
         sl_obs_family_t *labelled;
         /** counter sluice_correct_total{model,version}: of those, top-1 equal to the label */
         sl_obs_family_t *correct;
+        /** gauge sluice_evaluation{model,version,metric}: online evaluation since start
+         *  (accuracy, macro_precision, macro_recall, macro_f1, log_loss, mae, rmse) */
+        sl_obs_family_t *evaluation;
         sl_obs_counter_t *commits;         /**< counter sluice_commits_total */
         sl_obs_counter_t *rebalances;      /**< counter sluice_rebalances_total */
         sl_obs_counter_t *produce_retries; /**< counter sluice_produce_retries_total */

@@ -76,6 +76,30 @@ static int64_t consumer_lag(sl_worker_t *w)
         return known ? lag : -1;
 }
 
+/* The since-start evaluation as Prometheus gauges (once per metrics interval). */
+static void eval_gauges(sl_worker_t *w, const model_stats_t *s, const sl_eval_report_t *ev)
+{
+        const sl_eval_stats_t *t = &ev->total;
+        struct {
+                const char *name;
+                double v;
+                int ok;
+        } g[] = {
+            {"accuracy", t->accuracy, ev->kind == SL_EVAL_CLASSIFICATION},
+            {"macro_precision", t->macro_precision, ev->kind == SL_EVAL_CLASSIFICATION},
+            {"macro_recall", t->macro_recall, ev->kind == SL_EVAL_CLASSIFICATION},
+            {"macro_f1", t->macro_f1, ev->kind == SL_EVAL_CLASSIFICATION},
+            {"log_loss", t->log_loss, ev->kind == SL_EVAL_CLASSIFICATION && t->log_loss_count},
+            {"mae", t->mae, ev->kind == SL_EVAL_REGRESSION},
+            {"rmse", t->rmse, ev->kind == SL_EVAL_REGRESSION},
+        };
+        for (size_t i = 0; i < sizeof(g) / sizeof(*g); i++)
+                if (g[i].ok)
+                        sl_obs_gauge_set(
+                            sl_obs_gauge_child(w->obs->evaluation, s->name, s->version, g[i].name),
+                            g[i].v);
+}
+
 void sl_stream_metrics_publish(sl_worker_t *w)
 {
         sl_model_metrics_t *mm = calloc(w->n_stats ? w->n_stats : 1, sizeof(*mm));
@@ -112,6 +136,8 @@ void sl_stream_metrics_publish(sl_worker_t *w)
                 m->labelled_total = s->labelled_total;
                 m->correct_total = s->correct_total;
                 m->evaluation = s->eval ? sl_eval_snapshot(s->eval, 1) : NULL;
+                if (m->evaluation && m->evaluation->total.count)
+                        eval_gauges(w, s, m->evaluation);
                 if (s->requests || s->responses)
                         SL_LOG(SL_LOG_INFO, "METRICS",
                                "model=%s/%s requests=%lld responses=%lld errors=%lld "
