@@ -105,3 +105,58 @@ def test_online_accuracy_and_f1_inline_and_late_labels(bootstrap, tmp_path):
     assert ev2["count"] == N
     assert abs(ev2["accuracy"] - acc2) < 1e-12 and abs(ev2["macro_f1"] - f12) < 1e-12
     assert abs(ev2["accuracy"] - ev["accuracy"]) < 1e-12  # same model, same images
+
+
+def test_regression_mae_rmse(bootstrap, tmp_path):
+    """A regression model ([N, 1] output): MAE and RMSE online equal those from the responses."""
+    import onnx
+    from onnx import TensorProto, helper
+    w_ = np.array([[0.5], [-1.0], [2.0], [0.25]], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])],
+        "reg", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [4, 1], w_.ravel()),
+         helper.make_tensor("b", TensorProto.FLOAT, [1], [0.5])])
+    d = tmp_path / "models" / "reg" / "1"
+    d.mkdir(parents=True)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              str(d / "model.onnx"))
+    t = make_topics()
+    cfg = worker_config(tmp_path / "r.cfg", bootstrap, t)
+    cfg.write_text(cfg.read_text().replace(f'models_dir = "{SRC / "models"}"',
+                                           f'models_dir = "{tmp_path / "models"}"'))
+    w = start_worker(cfg, tmp_path / "r.log")
+    rng = np.random.default_rng(5)
+    xs = rng.normal(size=(500, 4)).astype(np.float32)
+    truth = rng.integers(-3, 4, size=500)
+    rq = schema("inference_request")
+    p = producer(bootstrap)
+    for i in range(500):
+        b = io.BytesIO()
+        fastavro.schemaless_writer(b, rq, {
+            "id": f"r{i}", "model_name": "reg", "model_version": None, "outputs": None,
+            "parameters": {}, "label": int(truth[i]),
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": xs[i].tobytes()}]})
+        p.produce(t["requests"], key=f"r{i}", value=b.getvalue())
+    assert p.flush(30) == 0
+    rs = schema("inference_response")
+    got = {}
+    for m in read_all(bootstrap, t["responses"], expect=500):
+        r = fastavro.schemaless_reader(io.BytesIO(m.value()), rs)
+        got[r["id"]] = np.frombuffer(r["result"]["outputs"][0]["data"], np.float32)[0]
+    assert w.stop() == 0
+    err = np.array([got[f"r{i}"] - truth[i] for i in range(500)], np.float64)
+    ev = [x for x in fastavro_models(bootstrap, t["metrics"]) if x["model_name"] == "reg"][0]
+    tot = ev["evaluation"]["total"]
+    print(f"regression: online MAE {tot['mae']:.6f} RMSE {tot['rmse']:.6f}; offline "
+          f"{np.abs(err).mean():.6f} / {np.sqrt((err ** 2).mean()):.6f}")
+    assert tot["count"] == 500
+    assert abs(tot["mae"] - np.abs(err).mean()) < 1e-9
+    assert abs(tot["rmse"] - np.sqrt((err ** 2).mean())) < 1e-9
+
+
+def fastavro_models(bootstrap, topic):
+    ms = schema("worker_metrics")
+    recs = [fastavro.schemaless_reader(io.BytesIO(m.value()), ms) for m in read_all(bootstrap, topic)]
+    return recs[-1]["models"]

@@ -16,9 +16,32 @@ static void score(model_stats_t *st, int64_t predicted, int64_t label, const flo
                   int32_t n_probs)
 {
         int hit = predicted == label;
+        if (sl_eval_kind(st->eval) == SL_EVAL_REGRESSION)
+                return;
         if (sl_eval_add_class(st->eval, predicted, label, n_probs == st->n_classes ? probs : NULL))
                 return; /* a label out of range: counted as invalid by the evaluator */
         sl_obs_model_metrics_label(&st->obs, hit);
+}
+
+/*
+ * A regression output ([N, 1]): the truth is the request's label, or the
+ * InferenceLabel's value (else its label) when it arrives later.
+ */
+static void eval_value(sl_worker_t *w, model_stats_t *st, const sl_request_t *req, double v)
+{
+        sl_eval_label_t l;
+        if (req->has_label) {
+                sl_eval_add_value(st->eval, v, (double)req->label);
+                return;
+        }
+        if (!w->join)
+                return;
+        if (sl_eval_join_take_label(w->join, req->id, &l)) {
+                sl_eval_add_value(st->eval, v, l.value);
+                return;
+        }
+        sl_eval_pred_t pred = {.model = st, .value = v, .time_ms = sl_now_us() / 1000};
+        sl_eval_join_put_prediction(w->join, req->id, &pred);
 }
 
 void sl_stream_eval_prediction(sl_worker_t *w, model_stats_t *st, const sl_request_t *req,
@@ -30,6 +53,10 @@ void sl_stream_eval_prediction(sl_worker_t *w, model_stats_t *st, const sl_reque
             st->model && st->model->output_kind == SL_OUTPUT_PROBABILITIES ? probs : NULL;
         if (!st->eval)
                 return;
+        if (sl_eval_kind(st->eval) == SL_EVAL_REGRESSION) {
+                eval_value(w, st, req, probs[0]); /* the one output value of the row */
+                return;
+        }
         if (req->has_label) {
                 sl_eval_add_class(st->eval, predicted, req->label, p);
                 return;
@@ -72,15 +99,20 @@ void sl_stream_handle_label(sl_worker_t *w, rd_kafka_message_t *msg, inflight_t 
                 sl_stream_dead_letter(w, msg, inf, err, errstr, id);
                 goto done;
         }
-        if (!has_label) {
+        if (!has_label && !has_value) {
                 sl_stream_dead_letter(w, msg, inf, SL_ERR_BAD_REQUEST,
-                                      "InferenceLabel without a class label", id);
+                                      "InferenceLabel with neither label nor value", id);
                 goto done;
         }
+        if (!has_value)
+                value = (double)label;
         /* Canary and shadow predictions of one id are all scored. */
         while (sl_eval_join_take_prediction(w->join, id, &p)) {
                 model_stats_t *st = p.model;
-                score(st, p.predicted, label, p.probs, p.n_probs);
+                if (sl_eval_kind(st->eval) == SL_EVAL_REGRESSION)
+                        sl_eval_add_value(st->eval, p.value, value);
+                else if (has_label)
+                        score(st, p.predicted, label, p.probs, p.n_probs);
                 joined = 1;
         }
         if (!joined) {

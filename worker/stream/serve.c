@@ -79,13 +79,17 @@ sl_err_t sl_stream_model_add(sl_worker_t *w, const sl_repo_model_t *m, char *err
         /* A model with a fixed first dimension runs one request at a time. */
         if (in0 && in0->ndim > 0 && in0->dims[0] > 0)
                 b->max_rows = in0->dims[0];
-        /* A classifier ([N, C] float scores) is evaluated online. */
+        /* Online evaluation: [N, C] float scores are a classifier, [N, 1] a regression. */
         if (n_out && sl_model_output(m->model, 0)->dtype == SL_DT_FLOAT &&
             sl_model_output(m->model, 0)->ndim == 2 && sl_model_output(m->model, 0)->dims[1] > 0) {
                 st->n_classes = (int32_t)sl_model_output(m->model, 0)->dims[1];
-                st->eval = sl_eval_new(
-                    SL_EVAL_CLASSIFICATION, st->n_classes,
-                    (size_t)st->n_classes == m->n_labels ? (const char *const *)m->labels : NULL);
+                if (st->n_classes == 1)
+                        st->eval = sl_eval_new(SL_EVAL_REGRESSION, 0, NULL);
+                else
+                        st->eval = sl_eval_new(SL_EVAL_CLASSIFICATION, st->n_classes,
+                                               (size_t)st->n_classes == m->n_labels
+                                                   ? (const char *const *)m->labels
+                                                   : NULL);
         }
         w->batches[w->n_batches++] = b;
         w->stats[w->n_stats++] = st;
