@@ -6,6 +6,8 @@
 #   deploy/kafka-local.sh fetch                   resolve the jars into the cache (skipped when current)
 #   deploy/kafka-local.sh start                   format storage, start, wait until metadata is served
 #   deploy/kafka-local.sh stop                    SIGTERM (then SIGKILL) by PID, remove the data
+#   deploy/kafka-local.sh restart [DOWN_SECONDS]  stop WITHOUT removing the data, stay down DOWN_SECONDS
+#                                                 (default 0), start again on the same data and ports
 #   deploy/kafka-local.sh status                  running or not; prints the bootstrap address
 #   deploy/kafka-local.sh bootstrap               prints the bootstrap address only
 #   deploy/kafka-local.sh create-topics T:P ...   create topics (idempotent), e.g. sluice.requests:4
@@ -247,7 +249,8 @@ cmd_start() {
   say "bootstrap: $bootstrap"
 }
 
-cmd_stop() {
+# Stop the broker process (SIGTERM, then SIGKILL after 30 s); the data stays.
+stop_process() {
   local pid
   if pid=$(running_pid); then
     say "stopping broker (pid $pid)"
@@ -267,10 +270,27 @@ cmd_stop() {
     say "not running"
   fi
   rm -f "$pid_file"
+}
+
+cmd_stop() {
+  stop_process
   if [[ -d $data_dir ]]; then
     rm -rf "$data_dir"
     say "removed $data_dir (kept $log_file)"
   fi
+}
+
+# Broker faults for tests: the same data, topics, offsets and ports after the restart.
+cmd_restart() {
+  local down=${1:-0}
+  [[ $down =~ ^[0-9]+([.][0-9]+)?$ ]] || die "usage: $0 restart [DOWN_SECONDS]"
+  [[ -f $data_dir/meta.properties ]] || die "no broker data in $data_dir to restart on; use: $0 start"
+  stop_process
+  if [[ $down != 0 ]]; then
+    say "staying down for $down s"
+    sleep "$down"
+  fi
+  cmd_start
 }
 
 cmd_status() {
@@ -330,6 +350,7 @@ case ${1:-} in
   fetch) shift; cmd_fetch "$@" ;;
   start) shift; cmd_start "$@" ;;
   stop) shift; cmd_stop "$@" ;;
+  restart) shift; cmd_restart "$@" ;;
   status) shift; cmd_status "$@" ;;
   bootstrap) echo "$bootstrap" ;;
   create-topics) shift; cmd_create_topics "$@" ;;

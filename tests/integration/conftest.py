@@ -140,3 +140,94 @@ def read_all(bootstrap, topic, expect=None, idle=3.0, timeout=120.0):
 
 def producer(bootstrap):
     return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+
+
+# --- Helpers for the fault and backpressure tests (test_faults.py, test_backpressure.py) ---
+
+def sluice_produce(bootstrap, topic, n, rate=0, extra=()):
+    """`sluice produce` of n requests (rate 0 = as fast as possible), running in the background."""
+    return subprocess.Popen([BIN, "produce", "-b", bootstrap, "-t", topic, "-n", str(n),
+                             "--rate", str(rate), "--schema-dir", str(SRC / "schemas"), *extra],
+                            cwd=SRC, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def sluice_collect(bootstrap, topic, n, timeout_ms=180000):
+    """`sluice collect --expect n --json`: the summary (unique, duplicates, ...) as a dict."""
+    import json
+    r = subprocess.run([BIN, "collect", "-b", bootstrap, "-t", topic, "--expect", str(n),
+                        "--timeout-ms", str(timeout_ms), "--json",
+                        "--schema-dir", str(SRC / "schemas")],
+                       cwd=SRC, capture_output=True, text=True)
+    lines = r.stdout.strip().splitlines()
+    assert lines, f"collect printed nothing (rc {r.returncode}): {r.stderr[-2000:]}"
+    return json.loads(lines[-1])
+
+
+def http_get(port, path, timeout=2.0):
+    """(status, body) of GET http://127.0.0.1:port/path; (0, reason) when it cannot connect."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, str(e)
+
+
+def free_tcp_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kb(pid):
+    """VmRSS of a process in kB (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class OwnBroker:
+    """A broker of the test's own (ports, run dir), for tests that stop or restart it and so
+    must not use the session's broker. deploy/kafka-local.sh with KAFKA_PORT,
+    KAFKA_CONTROLLER_PORT and SLUICE_RUN_DIR set."""
+
+    def __init__(self, port, controller_port, run_dir):
+        self.env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller_port),
+                        SLUICE_RUN_DIR=str(run_dir))
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.run_dir = Path(run_dir)
+
+    def kl(self, *args, check=True, **kw):
+        return subprocess.run([str(KAFKA), *args], env=self.env, check=check, **kw)
+
+    def start(self):
+        self.kl("start")
+        return self
+
+    def restart(self, down_seconds):
+        """`kafka-local.sh restart DOWN`: in the background; stop (data kept), wait, start."""
+        return subprocess.Popen([str(KAFKA), "restart", str(down_seconds)], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def running(self):
+        return self.kl("status", check=False, capture_output=True).returncode == 0
+
+    def stop(self):
+        self.kl("stop", check=False, capture_output=True)
+
+    def make_topics(self, requests_partitions=4):
+        tag = uuid.uuid4().hex[:8]
+        t = {"requests": f"ft-{tag}.requests", "responses": f"ft-{tag}.responses",
+             "dead_letters": f"ft-{tag}.dead-letters", "metrics": f"ft-{tag}.metrics",
+             "group": f"ft-{tag}"}
+        self.kl("create-topics", f"{t['requests']}:{requests_partitions}", f"{t['responses']}:4",
+                f"{t['dead_letters']}:1", f"{t['metrics']}:1", capture_output=True)
+        return t

@@ -1,0 +1,664 @@
+/*
+ * Broker faults injected with librdkafka's mock cluster (rdkafka_mock.h), against the real
+ * worker (sl_worker_new / sl_worker_run in a thread / sl_worker_stop):
+ *
+ *  a) produce errors: retriable errors on Produce (NOT_LEADER_FOR_PARTITION a.k.a.
+ * NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS), a partition leader moving while
+ * the worker publishes, and a slow broker making responses time out in the worker's producer
+ * (message.timeout.ms), which the worker must produce again: every request still answered. b)
+ * commit errors on OffsetCommit (the periodic and the shutdown commit): nothing lost after a
+ * restart (a failed commit may only cause duplicates). c) the group coordinator moving to another
+ * broker, and a broker going down and up, while streaming: every request answered by the same
+ * worker, no restart. d) responses that time out in the worker's producer and are produced again
+ * keep the per-partition order of their requests (README "Ordering"; fails with the worker of
+ *     2026-11-29: sl_stream_dr_cb appends them after later responses).
+ *
+ * Each case produces requests with the codec's encoder to the mock cluster, then reads the
+ * responses topic from the beginning and checks that every request id has a response (the
+ * duplicates are printed). Prints "N passed, N failed" (cmocka's summary too).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "codec/codec.h"
+#include "conf/conf.h"
+#include "repo/repo.h"
+#include "stream/stream.h"
+#include "util/util.h"
+
+#ifndef SL_SOURCE_DIR
+#define SL_SOURCE_DIR "."
+#endif
+
+/* Kafka protocol ApiKeys */
+#define API_PRODUCE       0
+#define API_OFFSET_COMMIT 8
+
+#define N_BROKERS 3
+
+static const char *src_dir;
+static rd_kafka_t *mock_rk; /* owns the mock cluster */
+static rd_kafka_mock_cluster_t *mcluster;
+static const char *bootstraps;
+static sl_codec_t *codec;
+static sl_repo_t *repo;
+static int case_no;
+static int n_passed; /* cases that reached their end */
+
+typedef struct topics_s {
+        char requests[64], responses[64], dead_letters[64], metrics[64], group[64];
+} topics_t;
+
+static void make_topics(topics_t *t)
+{
+        case_no++;
+        snprintf(t->requests, sizeof(t->requests), "mock%d.requests", case_no);
+        snprintf(t->responses, sizeof(t->responses), "mock%d.responses", case_no);
+        snprintf(t->dead_letters, sizeof(t->dead_letters), "mock%d.dead-letters", case_no);
+        snprintf(t->metrics, sizeof(t->metrics), "mock%d.metrics", case_no);
+        snprintf(t->group, sizeof(t->group), "mock%d", case_no);
+        assert_int_equal(rd_kafka_mock_topic_create(mcluster, t->requests, 4, 3), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(mcluster, t->responses, 4, 3), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(mcluster, t->dead_letters, 1, 3), 0);
+        assert_int_equal(rd_kafka_mock_topic_create(mcluster, t->metrics, 1, 3), 0);
+}
+
+/* ---- worker in a thread; its log lines go to a file while it runs ---- */
+
+typedef struct run_s {
+        sl_conf_t conf;
+        sl_worker_t *w;
+        pthread_t thread;
+        sl_err_t result;
+        volatile int done; /* sl_worker_run() returned */
+        char log[256];
+        int saved_stderr;
+} run_t;
+
+static void *worker_main(void *arg)
+{
+        run_t *r = arg;
+        r->result = sl_worker_run(r->w);
+        r->done = 1;
+        return NULL;
+}
+
+static void write_conf(const char *path, const topics_t *t, const char *kafka_extra)
+{
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp,
+                "worker: { id = \"mock-worker\"; models_dir = \"%s/models\"; "
+                "metrics_interval_ms = 1000; shutdown_timeout_ms = 20000; };\n"
+                "batch: { max_size = 32; max_wait_ms = 5; };\n"
+                "topics: { requests = [\"%s\"]; responses = \"%s\"; dead_letters = \"%s\"; "
+                "metrics = \"%s\"; };\n"
+                "codec: { schema_dir = \"%s/schemas\"; };\n"
+                "kafka: { bootstrap_servers = \"%s\"; group_id = \"%s\"; "
+                "session_timeout_ms = 6000; heartbeat_interval_ms = 500; "
+                "topic_metadata_refresh_interval_ms = 1000; %s };\n",
+                src_dir, t->requests, t->responses, t->dead_letters, t->metrics, src_dir,
+                bootstraps, t->group, kafka_extra ? kafka_extra : "");
+        fclose(fp);
+}
+
+static void worker_start(run_t *r, const topics_t *t, const char *kafka_extra, const char *name)
+{
+        char path[256], errstr[1024];
+        memset(r, 0, sizeof(*r));
+        snprintf(path, sizeof(path), "/tmp/sl_mock_%d_%s.cfg", (int)getpid(), name);
+        write_conf(path, t, kafka_extra);
+        assert_int_equal(sl_conf_load(&r->conf, path, errstr, sizeof(errstr)), SL_OK);
+        unlink(path);
+        snprintf(r->log, sizeof(r->log), "/tmp/sl_mock_%d_%s.log", (int)getpid(), name);
+        fflush(stderr);
+        r->saved_stderr = dup(2);
+        {
+                FILE *fp = fopen(r->log, "w");
+                assert_non_null(fp);
+                dup2(fileno(fp), 2);
+                fclose(fp);
+        }
+        sl_err_t err = sl_worker_new(&r->conf, repo, codec, &r->w, errstr, sizeof(errstr));
+        if (err) {
+                dup2(r->saved_stderr, 2);
+                fprintf(stderr, "sl_worker_new: %s\n", errstr);
+        }
+        assert_int_equal(err, SL_OK);
+        assert_int_equal(pthread_create(&r->thread, NULL, worker_main, r), 0);
+}
+
+static char *read_text(const char *path)
+{
+        FILE *fp = fopen(path, "r");
+        long n;
+        char *buf;
+        if (!fp)
+                return strdup("");
+        fseek(fp, 0, SEEK_END);
+        n = ftell(fp);
+        fseek(fp, 0, SEEK_SET);
+        buf = calloc(1, (size_t)n + 1);
+        if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n)
+                buf[0] = '\0';
+        fclose(fp);
+        return buf;
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+        size_t n = 0;
+        for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* Stop and join the worker; returns its log (caller frees) and restores stderr. */
+static char *worker_stop(run_t *r, sl_err_t *resultp)
+{
+        char *log;
+        sl_worker_stop(r->w);
+        pthread_join(r->thread, NULL);
+        sl_worker_destroy(r->w);
+        sl_conf_cleanup(&r->conf);
+        fflush(stderr);
+        dup2(r->saved_stderr, 2);
+        close(r->saved_stderr);
+        log = read_text(r->log);
+        unlink(r->log);
+        *resultp = r->result;
+        return log;
+}
+
+static void print_tail(const char *log, size_t bytes)
+{
+        size_t n = strlen(log);
+        fprintf(stderr, "--- worker log (last %zu bytes) ---\n%s\n---\n", bytes,
+                n > bytes ? log + n - bytes : log);
+}
+
+/* ---- requests and responses ---- */
+
+static rd_kafka_t *client_new(rd_kafka_type_t type, const char *group)
+{
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        char errstr[512];
+        rd_kafka_t *rk;
+        rd_kafka_conf_set(kc, "bootstrap.servers", bootstraps, NULL, 0);
+        if (type == RD_KAFKA_CONSUMER) {
+                rd_kafka_conf_set(kc, "group.id", group, NULL, 0);
+                rd_kafka_conf_set(kc, "enable.auto.commit", "false", NULL, 0);
+                rd_kafka_conf_set(kc, "enable.partition.eof", "false", NULL, 0);
+        } else {
+                rd_kafka_conf_set(kc, "linger.ms", "5", NULL, 0);
+                rd_kafka_conf_set(kc, "enable.idempotence", "true", NULL, 0);
+        }
+        rd_kafka_conf_set(kc, "log_level", "2", NULL, 0); /* the mock is chatty */
+        rk = rd_kafka_new(type, kc, errstr, sizeof(errstr));
+        assert_non_null(rk);
+        return rk;
+}
+
+/* Produce requests [from, to) with ids "req-<i>", the image filled from i. */
+static void produce_requests(const char *topic, int from, int to)
+{
+        rd_kafka_t *rk = client_new(RD_KAFKA_PRODUCER, NULL);
+        float pixels[28 * 28];
+        char id[32];
+        sl_named_tensor_t input;
+        sl_request_t req;
+
+        memset(&req, 0, sizeof(req));
+        memset(&input, 0, sizeof(input));
+        input.name = (char *)"image";
+        input.tensor.dtype = SL_DT_FLOAT;
+        input.tensor.ndim = 4;
+        input.tensor.dims[0] = 1;
+        input.tensor.dims[1] = 1;
+        input.tensor.dims[2] = 28;
+        input.tensor.dims[3] = 28;
+        input.tensor.data = pixels;
+        input.tensor.nbytes = sizeof(pixels);
+        req.id = id;
+        req.model_name = (char *)"fashion_cnn";
+        req.n_inputs = 1;
+        req.inputs = &input;
+        for (int i = from; i < to; i++) {
+                void *buf = NULL;
+                size_t len = 0;
+                rd_kafka_resp_err_t err;
+                for (int k = 0; k < 28 * 28; k++)
+                        pixels[k] = (float)((i * 31 + k * 7) % 256) / 255.0f;
+                snprintf(id, sizeof(id), "req-%d", i);
+                assert_int_equal(sl_codec_encode_request(codec, &req, 0, &buf, &len), SL_OK);
+                while ((err = rd_kafka_producev(
+                            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(id, strlen(id)),
+                            RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                            RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                        rd_kafka_poll(rk, 10);
+                assert_int_equal(err, 0);
+        }
+        assert_int_equal(rd_kafka_flush(rk, 60000), 0);
+        rd_kafka_destroy(rk);
+}
+
+typedef struct tally_s {
+        int n;
+        unsigned char *seen; /* responses per id, saturating */
+        int unique, duplicates, errors, foreign;
+        int out_of_order; /* first responses of a partition whose request came before the
+                             previous first response's request (requests of one partition
+                             are produced in increasing index order) */
+        int max_first[4];
+} tally_t;
+
+/* Read the responses topic from the beginning until every id of [0, n) has a response or
+ * timeout_ms passes; counts unique ids and duplicates. */
+static void read_responses(const char *topic, int n, int timeout_ms, tally_t *t)
+{
+        rd_kafka_t *rk = client_new(RD_KAFKA_CONSUMER, "verify");
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+        int64_t deadline = sl_now_us() + (int64_t)timeout_ms * 1000, extra_until = 0;
+
+        memset(t, 0, sizeof(*t));
+        t->n = n;
+        t->seen = calloc((size_t)n, 1);
+        assert_non_null(t->seen);
+        for (int p = 0; p < 4; p++)
+                t->max_first[p] = -1;
+        for (int p = 0; p < 4; p++)
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        assert_int_equal(rd_kafka_assign(rk, l), 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        while (sl_now_us() < deadline && (!extra_until || sl_now_us() < extra_until)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                sl_response_decoded_t *resp = NULL;
+                char errstr[256];
+                int i;
+                if (!m)
+                        continue;
+                if (m->err) {
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (sl_codec_decode_response(codec, m->payload, m->len, &resp, errstr,
+                                             sizeof(errstr)) ||
+                    sscanf(resp->id, "req-%d", &i) != 1 || i < 0 || i >= n) {
+                        t->foreign++;
+                } else {
+                        if (resp->error_code)
+                                t->errors++;
+                        if (!t->seen[i]) {
+                                t->unique++;
+                                if (m->partition >= 0 && m->partition < 4) {
+                                        if (i < t->max_first[m->partition])
+                                                t->out_of_order++;
+                                        else
+                                                t->max_first[m->partition] = i;
+                                }
+                        } else
+                                t->duplicates++;
+                        if (t->seen[i] < 255)
+                                t->seen[i]++;
+                        if (t->unique == n && !extra_until) /* a little longer: duplicates */
+                                extra_until = sl_now_us() + 500000;
+                }
+                sl_response_decoded_destroy(resp);
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+}
+
+/* Sum over the 4 partitions of \p topic of the offsets committed by \p group (-1 none). */
+static int64_t committed_sum(const char *topic, const char *group)
+{
+        rd_kafka_t *rk = client_new(RD_KAFKA_CONSUMER, group);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+        int64_t sum = 0;
+        for (int p = 0; p < 4; p++)
+                rd_kafka_topic_partition_list_add(l, topic, p);
+        if (rd_kafka_committed(rk, l, 10000))
+                sum = -1;
+        for (int p = 0; p < 4 && sum >= 0; p++)
+                if (l->elems[p].offset >= 0)
+                        sum += l->elems[p].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_destroy(rk);
+        return sum;
+}
+
+static void tally_check(const char *name, tally_t *t)
+{
+        int first_missing = -1;
+        for (int i = 0; i < t->n && first_missing < 0; i++)
+                if (!t->seen[i])
+                        first_missing = i;
+        printf("[%s] %d unique of %d, %d duplicates, %d error responses, %d undecodable, "
+               "%d first responses out of request order\n",
+               name, t->unique, t->n, t->duplicates, t->errors, t->foreign, t->out_of_order);
+        fflush(stdout);
+        free(t->seen);
+        t->seen = NULL;
+        if (first_missing >= 0)
+                fail_msg("%s: req-%d has no response (%d of %d answered)", name, first_missing,
+                         t->unique, t->n);
+        assert_int_equal(t->errors, 0);
+        assert_int_equal(t->foreign, 0);
+}
+
+static void sleep_ms(int ms)
+{
+        usleep((useconds_t)ms * 1000);
+}
+
+/* Wait until the worker's log says it has partitions (or fail after 30 s). */
+static void wait_assigned(run_t *r)
+{
+        for (int i = 0; i < 300; i++) {
+                char *log = read_text(r->log);
+                int ok = strstr(log, "assigned") != NULL;
+                free(log);
+                if (ok)
+                        return;
+                sleep_ms(100);
+        }
+        fail_msg("worker got no partitions in 30 s");
+}
+
+/* ---- cases ---- */
+
+/* a) Produce errors: retriable errors, a leader change, and responses timing out in the
+ *    worker's producer (produced again by the worker's delivery report callback). */
+static void test_produce_errors(void **state)
+{
+        topics_t t;
+        run_t r;
+        tally_t tally;
+        sl_err_t res;
+        char *log;
+        const int n = 3000;
+        (void)state;
+
+        make_topics(&t);
+        produce_requests(t.requests, 0, n / 3);
+        /* Every broker: the next Produce requests fail with retriable errors (the worker's
+         * producer is the only one producing from now on). */
+        rd_kafka_mock_push_request_errors(
+            mcluster, API_PRODUCE, 8, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+        /* message.timeout.ms short so that slow acknowledgements fail deliveries. */
+        worker_start(&r, &t, "message_timeout_ms = 1500; request_timeout_ms = 1000;", "produce");
+        wait_assigned(&r);
+        sleep_ms(1500);
+        /* Responses partitions change leader while the worker publishes. */
+        for (int p = 0; p < 4; p++)
+                rd_kafka_mock_partition_set_leader(mcluster, t.responses, p, 1 + (p + 1) % 3);
+        produce_requests(t.requests, n / 3, 2 * n / 3);
+        /* Each broker answers its next Produce requests late (3 s > message.timeout.ms):
+         * those deliveries fail with a timeout and the worker produces them again. */
+        for (int b = 1; b <= N_BROKERS; b++)
+                rd_kafka_mock_broker_push_request_error_rtts(mcluster, b, API_PRODUCE, 2, 0, 3000,
+                                                             0, 3000);
+        produce_requests(t.requests, 2 * n / 3, n);
+        read_responses(t.responses, n, 90000, &tally);
+        log = worker_stop(&r, &res);
+        printf("[produce errors] worker: 'producing again' x%zu, KAFKA warnings x%zu, "
+               "result %s\n",
+               count_of(log, "producing again"), count_of(log, "fac=KAFKA"), sl_err_name(res));
+        if (tally.unique != n || res != SL_OK)
+                print_tail(log, 4000);
+        free(log);
+        tally_check("produce errors", &tally);
+        assert_int_equal(res, SL_OK);
+        n_passed++;
+}
+
+/* b) OffsetCommit errors, then a restart: at-least-once means nothing lost. */
+static void test_commit_errors(void **state)
+{
+        topics_t t;
+        run_t r;
+        tally_t tally;
+        sl_err_t res1, res2;
+        char *log1, *log2;
+        int64_t committed_before = -1, committed_after;
+        const int n = 2000;
+        (void)state;
+
+        make_topics(&t);
+        produce_requests(t.requests, 0, n / 2);
+        /* The next OffsetCommit requests fail: retriable, coordinator, and group errors. */
+        rd_kafka_mock_push_request_errors(
+            mcluster, API_OFFSET_COMMIT, 12, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+        worker_start(&r, &t, "auto_commit_interval_ms = 200;", "commit1");
+        wait_assigned(&r);
+        sleep_ms(3000);
+        /* The retriable errors are ridden out: the first half gets committed. */
+        for (int i = 0; i < 100 && (committed_before = committed_sum(t.requests, t.group)) < n / 2;
+             i++)
+                sleep_ms(100);
+        /* From now on every commit fails with a non-retriable error, the shutdown commits
+         * included: what the first worker did since its last good commit is redelivered. */
+        produce_requests(t.requests, n / 2, 3 * n / 4);
+        {
+                rd_kafka_resp_err_t errs[64];
+                for (size_t i = 0; i < sizeof(errs) / sizeof(*errs); i++)
+                        errs[i] = RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
+                rd_kafka_mock_push_request_errors_array(mcluster, API_OFFSET_COMMIT,
+                                                        sizeof(errs) / sizeof(*errs), errs);
+        }
+        sleep_ms(2000);
+        log1 = worker_stop(&r, &res1);
+        committed_after = committed_sum(t.requests, t.group);
+        produce_requests(t.requests, 3 * n / 4, n);
+        rd_kafka_mock_clear_request_errors(mcluster, API_OFFSET_COMMIT);
+        worker_start(&r, &t, "auto_commit_interval_ms = 200;", "commit2");
+        read_responses(t.responses, n, 60000, &tally);
+        log2 = worker_stop(&r, &res2);
+        printf("[commit errors] first worker: 'commit failed' x%zu, COMMITFAIL x%zu, result %s; "
+               "after restart: result %s; committed %lld of %d before the non-retriable errors, "
+               "%lld at stop (the rest is redelivered: duplicates)\n",
+               count_of(log1, "commit failed"), count_of(log1, "COMMITFAIL"), sl_err_name(res1),
+               sl_err_name(res2), (long long)committed_before, n / 2, (long long)committed_after);
+        if (tally.unique != n || getenv("SL_FAULT_VERBOSE")) {
+                print_tail(log1, getenv("SL_FAULT_VERBOSE") ? 1000000 : 3000);
+                print_tail(log2, 3000);
+        }
+        free(log1);
+        free(log2);
+        tally_check("commit errors + restart", &tally);
+        assert_int_equal(res2, SL_OK);
+        assert_int_equal(committed_before, n / 2);
+        /* The failed commits did not move the offsets: what came after is redelivered. */
+        assert_int_equal(committed_after, committed_before);
+        assert_true(tally.duplicates > 0 && tally.duplicates <= n / 4);
+        n_passed++;
+}
+
+/* c) The group coordinator moves, a partition leader moves, a broker goes down and up:
+ *    the same worker keeps answering. */
+static void test_coordinator_change(void **state)
+{
+        topics_t t;
+        run_t r;
+        tally_t tally;
+        sl_err_t res;
+        char *log;
+        const int n = 3000;
+        (void)state;
+
+        make_topics(&t);
+        rd_kafka_mock_coordinator_set(mcluster, "group", t.group, 1);
+        worker_start(&r, &t, NULL, "coord");
+        wait_assigned(&r);
+        produce_requests(t.requests, 0, n / 3);
+        sleep_ms(1000);
+        rd_kafka_mock_coordinator_set(mcluster, "group", t.group, 2);
+        for (int p = 0; p < 4; p++)
+                rd_kafka_mock_partition_set_leader(mcluster, t.requests, p, 1 + (p + 2) % 3);
+        produce_requests(t.requests, n / 3, 2 * n / 3);
+        sleep_ms(1000);
+        /* The new coordinator goes down for 3 s, then the coordinator moves back. */
+        rd_kafka_mock_broker_set_down(mcluster, 2);
+        sleep_ms(3000);
+        rd_kafka_mock_coordinator_set(mcluster, "group", t.group, 3);
+        rd_kafka_mock_broker_set_up(mcluster, 2);
+        produce_requests(t.requests, 2 * n / 3, n);
+        read_responses(t.responses, n, 90000, &tally);
+        log = worker_stop(&r, &res);
+        printf("[coordinator change] worker: assigned x%zu, revoked/lost before stop x%zu, "
+               "KAFKA warnings x%zu, result %s\n",
+               count_of(log, "msg=\"assigned"),
+               count_of(log, "msg=\"lost") + count_of(log, "msg=\"revoked") - 1,
+               count_of(log, "fac=KAFKA"), sl_err_name(res));
+        if (tally.unique != n || res != SL_OK)
+                print_tail(log, 4000);
+        free(log);
+        tally_check("coordinator change", &tally);
+        assert_int_equal(res, SL_OK);
+        n_passed++;
+}
+
+/* d) Per-partition order of responses when deliveries time out (the worker produces the
+ *    failed ones again). Requests of a partition are answered in order (README, "Ordering");
+ *    a response produced again after later ones were acknowledged breaks that order. The
+ *    worker may also stop on such a failure and be restarted (then it serves again from the
+ *    committed offsets): restarts are allowed, reordering is not. */
+static void test_order_kept_when_deliveries_time_out(void **state)
+{
+        topics_t t;
+        run_t r;
+        tally_t tally;
+        sl_err_t res = SL_OK;
+        char *log;
+        size_t retried = 0;
+        int restarts = 0;
+        const int n = 2000;
+        (void)state;
+
+        make_topics(&t);
+        worker_start(&r, &t, "message_timeout_ms = 1500; request_timeout_ms = 1000;", "order");
+        wait_assigned(&r);
+        produce_requests(t.requests, 0, n / 2);
+        sleep_ms(1000);
+        /* Each broker answers its next Produce requests late while requests keep coming. */
+        for (int b = 1; b <= N_BROKERS; b++)
+                rd_kafka_mock_broker_push_request_error_rtts(mcluster, b, API_PRODUCE, 2, 0, 3000,
+                                                             0, 3000);
+        produce_requests(t.requests, n / 2, n);
+        /* Until the backlog is answered; a worker that stops by itself is started again. */
+        for (int i = 0; i < 100; i++) {
+                sleep_ms(100);
+                if (r.done && restarts < 5) {
+                        log = worker_stop(&r, &res);
+                        retried += count_of(log, "producing again");
+                        free(log);
+                        restarts++;
+                        worker_start(&r, &t,
+                                     "message_timeout_ms = 1500; "
+                                     "request_timeout_ms = 1000;",
+                                     "order");
+                }
+        }
+        read_responses(t.responses, n, 60000, &tally);
+        log = worker_stop(&r, &res);
+        retried += count_of(log, "producing again");
+        printf("[ordering] worker: 'producing again' x%zu, restarts %d, result %s\n", retried,
+               restarts, sl_err_name(res));
+        free(log);
+        {
+                int out_of_order = tally.out_of_order;
+                tally_check("ordering", &tally);
+                if (out_of_order)
+                        fail_msg("%d responses published out of their requests' partition order "
+                                 "after delivery timeouts (worker/stream/track.c "
+                                 "sl_stream_dr_cb produces a failed delivery again at the tail "
+                                 "of the queue)",
+                                 out_of_order);
+        }
+        n_passed++;
+}
+
+/* ---- setup ---- */
+
+static int setup(void **state)
+{
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        sl_codec_params_t cp;
+        char errstr[1024], dir[512];
+        (void)state;
+
+        src_dir = getenv("SL_SOURCE_DIR") ? getenv("SL_SOURCE_DIR") : SL_SOURCE_DIR;
+        rd_kafka_conf_set(kc, "log_level", "2", NULL, 0);
+        mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
+        if (!mock_rk) {
+                fprintf(stderr, "rd_kafka_new: %s\n", errstr);
+                return -1;
+        }
+        if (!(mcluster = rd_kafka_mock_cluster_new(mock_rk, N_BROKERS))) {
+                fprintf(stderr, "rd_kafka_mock_cluster_new failed\n");
+                return -1;
+        }
+        bootstraps = rd_kafka_mock_cluster_bootstraps(mcluster);
+        printf("mock cluster: %d brokers at %s (librdkafka %s)\n", N_BROKERS, bootstraps,
+               rd_kafka_version_str());
+        sl_codec_params_init(&cp);
+        snprintf(dir, sizeof(dir), "%s/schemas", src_dir);
+        cp.schema_dir = dir;
+        if (sl_codec_new(&cp, &codec, errstr, sizeof(errstr))) {
+                fprintf(stderr, "codec: %s\n", errstr);
+                return -1;
+        }
+        snprintf(dir, sizeof(dir), "%s/models", src_dir);
+        if (sl_repo_open(dir, &repo, errstr, sizeof(errstr))) {
+                fprintf(stderr, "repo: %s\n", errstr);
+                return -1;
+        }
+        sl_log_set_level_name("info");
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        (void)state;
+        sl_repo_destroy(repo);
+        sl_codec_destroy(codec);
+        rd_kafka_mock_cluster_destroy(mcluster);
+        rd_kafka_destroy(mock_rk);
+        return 0;
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_produce_errors),
+            cmocka_unit_test(test_commit_errors),
+            cmocka_unit_test(test_coordinator_change),
+            cmocka_unit_test(test_order_kept_when_deliveries_time_out),
+        };
+        int n = (int)(sizeof(tests) / sizeof(*tests));
+        int failed = cmocka_run_group_tests_name("fault_mock_cluster", tests, setup, teardown);
+        printf("%d passed, %d failed\n", n_passed, n - n_passed);
+        return failed || n_passed != n ? 1 : 0;
+}
