@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""sluice engine vs ONNX Runtime on the same model, same thread count (1).
+"""sluice engine vs ONNX Runtime on the same models, same thread count (1).
 
 Interleaved in one session: each round times ONNX Runtime in-process and
 sluice through `sluice bench` (a subprocess that loads the model, warms up and
@@ -8,6 +8,11 @@ see the same machine load. Reports per-run medians, the interquartile range
 and min/max over all rounds, for batch-1 latency and batch-64 throughput, with
 ratios. Wall time is what a caller sees; thread-CPU time is also shown because
 on a shared machine it is far less disturbed by other processes.
+
+By default the shipped model and every model of the differential test
+(tests/differential/export_models.py, exported at one opset into a temporary
+folder) are measured, one after the other, and a summary table of ratios ends
+the output. --model PATH measures one file instead.
 
 Run:  /work/main/.venv/bin/python tests/bench/bench_engine.py --sluice build/sluice
 Not a ctest test: speed is never asserted.
@@ -18,7 +23,16 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SHIPPED = os.path.join(ROOT, "models", "fashion_cnn", "1", "model.onnx")
+# Differential-test models benchmarked by default (embedding_bag takes int64
+# indices, which `sluice bench` fills with zeros: not a fair comparison).
+DIFF_MODELS = ("mlp", "cnn", "lstm", "gru", "transformer")
 
 
 def quantiles(xs):
@@ -66,23 +80,11 @@ def sluice_times(exe, model, batch, warmup, runs):
     return d["wall_ms"], d["cpu_ms"], d.get("blas_core", "?")
 
 
-def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(os.path.dirname(here))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sluice", default=os.path.join(root, "build", "sluice"))
-    ap.add_argument("--model", default=os.path.join(root, "models", "fashion_cnn", "1", "model.onnx"))
-    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds per batch size")
-    ap.add_argument("--runs", type=int, default=0, help="timed runs per round (default: 300 at batch 1, 30 at 64)")
-    ap.add_argument("--batches", default="1,64")
-    ap.add_argument("--json", help="also write the raw numbers here")
-    a = ap.parse_args()
-
-    import onnxruntime as ort
-
-    sess = ort_session(a.model)
+def bench_model(a, path, batches):
+    """{batch: {"sluice"/"ort": {"wall"/"cpu": quantiles}}} and the BLAS core."""
+    sess = ort_session(path)
     results, core = {}, "?"
-    for batch in [int(b) for b in a.batches.split(",")]:
+    for batch in batches:
         runs = a.runs or (300 if batch == 1 else 30)
         warm = max(10, runs // 10)
         acc = {"ort": ([], []), "sluice": ([], [])}
@@ -92,34 +94,111 @@ def main():
                 if who == "ort":
                     w, c = ort_times(sess, batch, warm, runs)
                 else:
-                    w, c, core = sluice_times(a.sluice, a.model, batch, warm, runs)
+                    w, c, core = sluice_times(a.sluice, path, batch, warm, runs)
                 acc[who][0].extend(w)
                 acc[who][1].extend(c)
         results[batch] = {k: {"wall": quantiles(v[0]), "cpu": quantiles(v[1])} for k, v in acc.items()}
+    return results, core
 
-    print(f"model {os.path.relpath(a.model, root)}; 1 thread each; ONNX Runtime {ort.__version__} "
-          f"(intra/inter-op threads 1); sluice OpenBLAS core {core}; {a.rounds} interleaved rounds")
+
+def ratio(batch, s, o):
+    # batch 1: sluice latency / ORT latency (< 1: sluice faster);
+    # batch N: sluice throughput / ORT throughput (> 1: sluice faster).
+    return s["median"] / o["median"] if batch == 1 else o["median"] / s["median"]
+
+
+def print_detail(name, results):
+    print(f"\n== {name}")
     print(f"{'metric':<28}{'clock':<6}{'sluice median [IQR] (min-max)':>40}"
           f"{'ORT median [IQR] (min-max)':>40}{'sl/ORT':>8}")
     for batch, res in results.items():
         for clock in ("wall", "cpu"):
             s, o = res["sluice"][clock], res["ort"][clock]
             if batch == 1:
-                name, unit = "batch-1 latency (ms)", 1.0
+                metric = "batch-1 latency (ms)"
                 fmt = lambda q: f"{q['median']:.4f} [{q['q1']:.4f}-{q['q3']:.4f}] ({q['min']:.3f}-{q['max']:.3f})"
-                ratio = s["median"] / o["median"]  # < 1: sluice faster
             else:
-                name = f"batch-{batch} throughput (img/s)"
+                metric = f"batch-{batch} throughput (/s)"
                 tp = lambda ms: batch / ms * 1e3
                 fmt = lambda q: (f"{tp(q['median']):.0f} [{tp(q['q3']):.0f}-{tp(q['q1']):.0f}] "
                                  f"({tp(q['max']):.0f}-{tp(q['min']):.0f})")
-                ratio = o["median"] / s["median"]  # > 1: sluice faster
-            print(f"{name:<28}{clock:<6}{fmt(s):>40}{fmt(o):>40}{ratio:>7.2f}x")
-    print("ratio: batch-1 = sluice latency / ORT latency (<= 1.00 meets the target); "
-          "throughput = sluice / ORT (>= 0.90 meets the target)")
+            print(f"{metric:<28}{clock:<6}{fmt(s):>40}{fmt(o):>40}{ratio(batch, s, o):>7.2f}x")
+
+
+def print_summary(all_results, batches, clock):
+    print(f"\nsummary ({clock} clock): medians [IQR]; batch 1 in microseconds (ratio sluice/ORT, "
+          f"<= 1.00 meets the target), larger batches in samples/s (ratio sluice/ORT, >= 0.90)")
+    head = f"{'model':<14}"
+    for b in batches:
+        head += f"{'b%d sluice' % b:>22}{'b%d ORT' % b:>22}{'ratio':>7}"
+    print(head)
+    for name, results in all_results.items():
+        line = f"{name:<14}"
+        for b in batches:
+            s, o = results[b]["sluice"][clock], results[b]["ort"][clock]
+            if b == 1:
+                f = lambda q: f"{q['median'] * 1e3:.1f} [{q['q1'] * 1e3:.1f}-{q['q3'] * 1e3:.1f}]"
+            else:
+                tp = lambda ms: b / ms * 1e3
+                f = lambda q: f"{tp(q['median']):.0f} [{tp(q['q3']):.0f}-{tp(q['q1']):.0f}]"
+            line += f"{f(s):>22}{f(o):>22}{ratio(b, s, o):>6.2f}x"
+        print(line)
+
+
+def export_diff_models(names, opset, out_dir):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "differential"))
+    import export_models
+
+    paths = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n in names:
+            paths[n] = export_models.export(n, opset, out_dir)
+    return paths
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sluice", default=os.path.join(ROOT, "build", "sluice"))
+    ap.add_argument("--model", help="benchmark this .onnx file only")
+    ap.add_argument("--models", default="shipped," + ",".join(DIFF_MODELS),
+                    help="comma-separated: 'shipped' and differential-test model names")
+    ap.add_argument("--opset", type=int, default=13, help="opset of the exported models")
+    ap.add_argument("--keep", help="export the models into this folder (kept) instead of a temporary one")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds per batch size")
+    ap.add_argument("--runs", type=int, default=0, help="timed runs per round (default: 300 at batch 1, 30 at 64)")
+    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--json", help="also write the raw numbers here")
+    a = ap.parse_args()
+
+    import onnxruntime as ort
+
+    batches = [int(b) for b in a.batches.split(",")]
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+        if a.model:
+            paths = {os.path.basename(a.model): a.model}
+        else:
+            names = [n for n in a.models.split(",") if n]
+            out_dir = a.keep or tmp
+            os.makedirs(out_dir, exist_ok=True)
+            paths = {n: SHIPPED for n in names if n == "shipped"}
+            paths.update(export_diff_models([n for n in names if n != "shipped"], a.opset, out_dir))
+            paths = {n: paths[n] for n in names}
+        all_results, core = {}, "?"
+        for name, path in paths.items():
+            all_results[name], core = bench_model(a, path, batches)
+            print_detail(f"{name} ({os.path.relpath(path, ROOT) if name == 'shipped' else path})",
+                         all_results[name])
+            sys.stdout.flush()
+
+    print(f"\n1 thread each; ONNX Runtime {ort.__version__} (intra/inter-op threads 1, "
+          f"ORT_ENABLE_ALL); sluice OpenBLAS core {core}; {a.rounds} interleaved rounds; "
+          f"differential models at opset {a.opset}")
+    for clock in ("cpu", "wall"):
+        print_summary(all_results, batches, clock)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({str(k): v for k, v in results.items()}, f, indent=1)
+            json.dump({n: {str(k): v for k, v in r.items()} for n, r in all_results.items()}, f, indent=1)
     return 0
 
 

@@ -42,6 +42,8 @@ const sl_op_t *sl_op_find(const char *op_type);
 typedef enum {
         SL_ACT_NONE = 0,
         SL_ACT_RELU,
+        SL_ACT_CLIP, /**< min(max(x, act_min), act_max) (Clip, ReLU6) */
+        SL_ACT_GELU, /**< x * (1 + erf(x / sqrt 2)) / 2, the exporters' Erf form */
 } sl_act_t;
 
 /** @brief A node of the graph, in execution (topological) order. */
@@ -62,6 +64,10 @@ typedef struct sl_node_s {
         /** Conv only: a fused 2-D MaxPool (fuse.c) with kernel_shape = strides =
          * pool, no pads, applied after act; {0, 0} when none. */
         int64_t pool[2];
+        float act_min, act_max; /**< bounds of SL_ACT_CLIP */
+        /** AveragePool only: a constant-zero Pad folded in (fuse.c), spatial
+         * {top, left, bottom, right}; the pads count as input elements. */
+        int64_t prepad[4];
         /** Subgraphs of GRAPH attributes (Loop/Scan "body", If branches):
          * sub[i] belongs to proto->attribute[i], NULL for other attributes. */
         struct sl_model_s **sub;
@@ -79,8 +85,59 @@ const char *sl_node_label(const sl_node_t *node);
  */
 sl_err_t sl_model_fuse(sl_model_t *m);
 
-/** @brief Apply \p act to \p n floats in place. */
+/**
+ * @brief Load-time constant folding (fold.c), run before sl_model_fuse():
+ *        every node whose inputs are all initializers (or values folded
+ *        before it) runs once and its outputs become initializers; Shape of a
+ *        value whose dimensions are statically known, and Gather of the known
+ *        entries of a partly known shape, become constants too (the shape
+ *        plumbing exporters emit around Reshape). Top-level graph only.
+ *        SLUICE_FOLD=0 in the environment turns this and the fusions that
+ *        rewrite weights (BatchNormalization into Conv/Gemm, bias and GELU
+ *        into MatMul/Gemm) off, to compare.
+ * @returns SL_OK, SL_ERR_NOMEM; a node that fails to run is left in the graph
+ *          (it will fail, with its error, at run time).
+ */
+sl_err_t sl_model_fold(sl_model_t *m);
+
+/** @brief False when SLUICE_FOLD=0 (fold.c). */
+bool sl_fold_enabled(void);
+
+/**
+ * @brief Append initializer \p t (ownership moves to the model, on success
+ *        only) named \p name (borrowed, must outlive the model) as a new value.
+ *        Node outputs that pointed at the sink are moved to the new sink.
+ * @returns the value id, or -1 on allocation failure.
+ */
+int sl_model_add_const(sl_model_t *m, const char *name, const sl_tensor_t *t);
+
+/**
+ * @brief Remove the nodes with \p dead[i] set (execution order) and free
+ *        their lists; the order of the others is kept.
+ */
+void sl_model_drop_nodes(sl_model_t *m, const bool *dead);
+
+/** @brief Run node \p i of the session's model alone (load-time folding). */
+sl_err_t sl_session_run_node(sl_session_t *session, size_t i, char *errstr, size_t errstr_size);
+
+/** @brief The session's current tensor of value \p v (borrowed). */
+const sl_tensor_t *sl_session_value(const sl_session_t *session, int v);
+
+/** @brief Bind value \p v of the session to \p t (a view; load-time folding). */
+void sl_session_set_value(sl_session_t *session, int v, const sl_tensor_t *t);
+
+/** @brief Apply the fused activation of \p node to \p n floats in place. */
+void sl_act_apply_node(const sl_node_t *node, float *x, size_t n);
+
+/** @brief Apply \p act (not SL_ACT_CLIP, which needs its bounds) in place. */
 void sl_act_apply(sl_act_t act, float *x, size_t n);
+
+/**
+ * @brief 2-D MaxPool / AveragePool on float NCHW (ops/conv_pool.c) that fuse.c
+ *        puts in place of the generic kernels (other types and ranks fall
+ *        back to them); the AveragePool one also applies node->prepad.
+ */
+extern const sl_op_t sl_op_pool2d_max, sl_op_pool2d_avg;
 
 /** @brief Where a value of the graph comes from. */
 typedef enum {
@@ -172,6 +229,14 @@ static inline const sl_tensor_t *sl_op_in(const sl_opctx_t *c, int i)
 {
         return i < c->n_in ? c->in[i] : NULL;
 }
+
+/**
+ * @brief Refuse string inputs to kernels that do not take them: only Cast,
+ *        CastLike and Identity read string tensors (engine.h, "Storage").
+ * @returns SL_OK, or SL_ERR_UNSUPPORTED with the input named in c->errstr.
+ * @remark Called by the session before each kernel runs (ops/cast.c).
+ */
+sl_err_t sl_op_check_strings(sl_opctx_t *c);
 
 /** @brief True when output \p i has a name (is consumed or is a graph output). */
 bool sl_op_has_output(const sl_opctx_t *c, int i);

@@ -535,6 +535,9 @@ static sl_err_t build_graph(scope_t *parent, sl_model_t *m, char *errstr, size_t
                         m->outer_ids[m->n_outer++] = (int)v;
         if ((err = sort_nodes(m, errstr, errstr_size)))
                 goto done;
+        /* Subgraphs read outer values bound per run: only the top graph folds. */
+        if (!m->parent && sl_fold_enabled() && (err = sl_model_fold(m)))
+                goto done;
         err = sl_model_fuse(m);
 done:
         namemap_cleanup(&map);

@@ -444,6 +444,39 @@ sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t
         return SL_OK;
 }
 
+sl_err_t sl_session_run_node(sl_session_t *session, size_t i, char *errstr, size_t errstr_size)
+{
+        const sl_node_t *nd = &session->model->nodes[i];
+        unsigned csr;
+        sl_opctx_t c;
+        sl_err_t err;
+
+        memset(&c, 0, sizeof(c));
+        c.session = session;
+        c.node = nd;
+        c.opset = session->model->opset;
+        c.n_in = nd->n_in - nd->n_implicit;
+        c.n_out = nd->n_out;
+        c.errstr = errstr;
+        c.errstr_size = errstr_size;
+        for (int k = 0; k < c.n_in; k++)
+                c.in[k] = nd->in[k] >= 0 ? &session->slots[nd->in[k]].t : NULL;
+        csr = fpu_enter();
+        err = nd->op->run(&c);
+        fpu_leave(csr);
+        return err;
+}
+
+const sl_tensor_t *sl_session_value(const sl_session_t *session, int v)
+{
+        return &session->slots[v].t;
+}
+
+void sl_session_set_value(sl_session_t *session, int v, const sl_tensor_t *t)
+{
+        session->slots[v].t = *t;
+}
+
 const char *sl_engine_blas_core(void)
 {
         const char *name = openblas_get_corename();

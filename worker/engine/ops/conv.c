@@ -14,6 +14,7 @@
 
 #include "../engine_int.h"
 #include "conv_direct.h"
+#include "conv_dw.h"
 #include "ops.h"
 
 sl_err_t sl_geom_check(const sl_node_t *node, int64_t opset, char *errstr, size_t errstr_size)
@@ -255,7 +256,7 @@ static bool is_pointwise(const sl_geom_t *g)
  */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 epilogue(const float *src, float *dst, const float *bias, sl_act_t act, int64_t nn, int64_t M,
-         int64_t O, int64_t m0, int64_t Mg, int64_t lds)
+         int64_t O, int64_t m0, int64_t Mg, int64_t lds, float lo, float hi)
 {
         for (int64_t m = 0; m < Mg; m++)
                 for (int64_t i = 0; i < nn; i++) {
@@ -266,6 +267,11 @@ epilogue(const float *src, float *dst, const float *bias, sl_act_t act, int64_t 
                                 for (int64_t o = 0; o < O; o++) {
                                         float v = sp[o] + bv;
                                         dp[o] = v > 0.0f ? v : 0.0f;
+                                }
+                        else if (act == SL_ACT_CLIP)
+                                for (int64_t o = 0; o < O; o++) {
+                                        float v = sp[o] + bv;
+                                        dp[o] = v < lo ? lo : v > hi ? hi : v;
                                 }
                         else
                                 for (int64_t o = 0; o < O; o++)
@@ -350,7 +356,7 @@ static sl_err_t conv_gemm(sl_opctx_t *c, const sl_tensor_t *x, const sl_tensor_t
                                     (const float *)w->data + gi * Mg * K, (int)K, src,
                                     (int)(nn * O), 0.0f, nn > 1 ? tmp : dst, (int)(nn * O));
                         epilogue(nn > 1 ? tmp : dst, dst, bias, c->node->act, nn, M, O, gi * Mg, Mg,
-                                 nn * O);
+                                 nn * O, c->node->act_min, c->node->act_max);
                 }
         }
         if (pool)
@@ -421,11 +427,19 @@ sl_err_t sl_op_conv(sl_opctx_t *c)
                 memset(y->data, 0, y->nbytes);
                 for (int64_t n = 0; n < N; n++) {
                         float *yn = (float *)y->data + n * M * O;
-                        epilogue(yn, yn, b ? b->data : NULL, c->node->act, 1, M, O, 0, M, O);
+                        epilogue(yn, yn, b ? b->data : NULL, c->node->act, 1, M, O, 0, M, O,
+                                 c->node->act_min, c->node->act_max);
                 }
                 return SL_OK;
         }
+        err = sl_conv_depthwise(c, x, w, b ? b->data : NULL, &g, group, y);
+        if (err != SL_ERR_UNSUPPORTED)
+                return err;
         err = sl_conv_direct(c, x, w, b ? b->data : NULL, &g, group, pool, y);
+        if (err == SL_OK && c->node->act == SL_ACT_CLIP)
+                /* The direct kernel applies Relu only; Clip is monotonic, so
+                 * after a fused MaxPool it gives the same result. */
+                sl_act_apply_node(c->node, y->data, (size_t)sl_tensor_numel(y));
         if (err != SL_ERR_UNSUPPORTED)
                 return err;
         return conv_gemm(c, x, w, b ? b->data : NULL, &g, group, pool, y);

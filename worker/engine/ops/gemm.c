@@ -77,6 +77,29 @@ static bool gemv_ok(void)
 }
 #endif
 
+/*
+ * One row times constant B [K][N] (MatMul at batch 1): B transposed once per
+ * session into the node's cache, then the dot-product kernel above.
+ */
+static void gemv_cols(sl_opctx_t *c, const sl_tensor_t *b, const float *a, float *y, int64_t n,
+                      int64_t k, bool add_y)
+{
+        bool fresh;
+        float *bt = sl_op_node_cache(c, sizeof(float) * (size_t)(n * k), &fresh);
+        if (!bt) {
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, 1.0f, b->data, (int)n, a,
+                            1, add_y ? 1.0f : 0.0f, y, 1);
+                return;
+        }
+        if (fresh) {
+                const float *bd = b->data;
+                for (int64_t i = 0; i < k; i++)
+                        for (int64_t j = 0; j < n; j++)
+                                bt[j * k + i] = bd[i * n + j];
+        }
+        gemv_rows(bt, a, y, n, k, 1.0f, add_y);
+}
+
 sl_err_t sl_op_gemm(sl_opctx_t *c)
 {
         const sl_tensor_t *a = c->in[0], *b = sl_op_in(c, 1), *cc = sl_op_in(c, 2);
@@ -144,13 +167,25 @@ sl_err_t sl_op_gemm(sl_opctx_t *c)
                             tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a->data,
                             (int)a->dims[1], b->data, (int)b->dims[1],
                             cc && beta != 0.0f ? 1.0f : 0.0f, yd, (int)n);
-        sl_act_apply(c->node->act, yd, (size_t)(m * n));
+        sl_act_apply_node(c->node, yd, (size_t)(m * n));
         return SL_OK;
 }
 
+/* y[r][:] = bias for \p rows rows of \p n (the fused bias of MatMul + Add). */
+static void fill_rows(float *y, const float *bias, int64_t rows, int64_t n)
+{
+        for (int64_t r = 0; r < rows; r++)
+                memcpy(y + r * n, bias, sizeof(float) * (size_t)n);
+}
+
+/*
+ * MatMul; a third input is a bias row fused from a following Add (fuse.c:
+ * constant 2-D B, bias of shape [N]), and the node's fused activation is
+ * applied last.
+ */
 sl_err_t sl_op_matmul(sl_opctx_t *c)
 {
-        const sl_tensor_t *a = c->in[0], *b = sl_op_in(c, 1);
+        const sl_tensor_t *a = c->in[0], *b = sl_op_in(c, 1), *bias = sl_op_in(c, 2);
         int64_t ad[SL_MAX_DIMS], bd[SL_MAX_DIMS], od[SL_MAX_DIMS], bat[SL_MAX_DIMS];
         int64_t sa[SL_MAX_DIMS], sb[SL_MAX_DIMS], m, k, n, nbatch;
         int an, bn, nb, on = 0;
@@ -192,14 +227,23 @@ sl_err_t sl_op_matmul(sl_opctx_t *c)
                 od[on++] = m;
         if (b->ndim > 1)
                 od[on++] = n;
+        if (bias && (bias->dtype != SL_DT_FLOAT || sl_tensor_numel(bias) != n))
+                return sl_op_fail(c, SL_ERR_SHAPE, "fused bias has %lld values for N = %lld",
+                                  (long long)sl_tensor_numel(bias), (long long)n);
         if (!(y = sl_op_output(c, 0, SL_DT_FLOAT, on, od)))
                 return SL_ERR_NOMEM;
         if (!sl_tensor_numel(y))
                 return SL_OK;
         if (!k) {
-                memset(y->data, 0, y->nbytes);
+                if (bias)
+                        fill_rows(y->data, bias->data, sl_tensor_numel(y) / n, n);
+                else
+                        memset(y->data, 0, y->nbytes);
+                sl_act_apply_node(c->node, y->data, (size_t)sl_tensor_numel(y));
                 return SL_OK;
         }
+        if (bias)
+                fill_rows(y->data, bias->data, sl_tensor_numel(y) / n, n);
         /* Batch strides in matrices (0 where broadcast). */
         ta.ndim = an - 2;
         memcpy(ta.dims, ad, sizeof(int64_t) * (size_t)ta.ndim);
@@ -210,8 +254,14 @@ sl_err_t sl_op_matmul(sl_opctx_t *c)
         nbatch = sl_dims_numel(nb, bat);
         if (nbatch > 0 && sl_dims_numel(bn - 2, bd) == 1 && sl_dims_numel(an - 2, ad) == nbatch) {
                 /* B shared by every batch: one sgemm with batch*M rows. */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nbatch * m), (int)n,
-                            (int)k, 1.0f, a->data, (int)k, b->data, (int)n, 0.0f, y->data, (int)n);
+                int64_t rows = nbatch * m;
+                if (rows == 1 && gemv_ok() && sl_op_in_const(c, 1) && n >= 16)
+                        gemv_cols(c, b, a->data, y->data, n, k, bias != NULL);
+                else
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)n,
+                                    (int)k, 1.0f, a->data, (int)k, b->data, (int)n,
+                                    bias ? 1.0f : 0.0f, y->data, (int)n);
+                sl_act_apply_node(c->node, y->data, (size_t)sl_tensor_numel(y));
                 return SL_OK;
         }
         for (int64_t bi = 0; bi < nbatch; bi++) {
@@ -224,8 +274,9 @@ sl_err_t sl_op_matmul(sl_opctx_t *c)
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
                             (const float *)a->data + oa * m * k, (int)k,
-                            (const float *)b->data + ob * k * n, (int)n, 0.0f,
+                            (const float *)b->data + ob * k * n, (int)n, bias ? 1.0f : 0.0f,
                             (float *)y->data + bi * m * n, (int)n);
         }
+        sl_act_apply_node(c->node, y->data, (size_t)sl_tensor_numel(y));
         return SL_OK;
 }
