@@ -318,7 +318,7 @@ static void test_dtype(void **state)
         assert_int_equal(sl_dtype_size(SL_DT_FLOAT), 4);
         assert_int_equal(sl_dtype_size(SL_DT_INT64), 8);
         assert_int_equal(sl_dtype_size(SL_DT_BOOL), 1);
-        assert_int_equal(sl_dtype_size(SL_DT_STRING), 0);
+        assert_int_equal(sl_dtype_size(SL_DT_STRING), sizeof(char *));
         assert_string_equal(sl_dtype_name(SL_DT_INT32), "int32");
         assert_non_null(sl_engine_blas_core());
 }
@@ -1407,6 +1407,184 @@ static void test_gemm_one_row_transb_vs_reference(void **state)
                 }
 }
 
+/* ---- float16, bfloat16 and string tensors ---- */
+
+static void test_float16_bfloat16_rounding(void **state)
+{
+        /* value, float16 bits, bfloat16 bits: ties to even, overflow to inf,
+         * gradual underflow, signed zero, NaN */
+        static const struct {
+                double v;
+                uint16_t h, bf;
+        } cases[] = {
+            {1.0, 0x3c00, 0x3f80},
+            {-2.0, 0xc000, 0xc000},
+            {-0.0, 0x8000, 0x8000},
+            {65504.0, 0x7bff, 0x4780},
+            {65519.99, 0x7bff, 0x4780},
+            {65520.0, 0x7c00, 0x4780},               /* f16 tie -> even = inf */
+            {1.0 + 1.0 / 2048, 0x3c00, 0x3f80},      /* f16 tie -> even (down) */
+            {1.0 + 3.0 / 2048, 0x3c02, 0x3f80},      /* f16 tie -> even (up) */
+            {1.0 + 1.0 / 256, 0x3c04, 0x3f80},       /* bf16 tie -> even (down) */
+            {1.0 + 3.0 / 256, 0x3c0c, 0x3f82},       /* bf16 tie -> even (up) */
+            {0x1p-24, 0x0001, 0x3380},               /* smallest f16 subnormal */
+            {0x1p-25, 0x0000, 0x3300},               /* tie with 0 -> 0 */
+            {0x3p-25, 0x0002, 0x33c0},               /* 1.5 ulp -> 2 */
+            {0x1p-14 - 0x1p-25, 0x0400, 0x3880},     /* rounds up to smallest normal */
+            {0x1p-133, 0x0000, 0x0001},              /* smallest bf16 subnormal */
+            {3.4028234663852886e38, 0x7c00, 0x7f80}, /* FLT_MAX: bf16 rounds to inf */
+            {INFINITY, 0x7c00, 0x7f80},
+            {-INFINITY, 0xfc00, 0xff80},
+        };
+        (void)state;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                uint16_t h = sl_float16_from_double(cases[i].v);
+                uint16_t bf = sl_bfloat16_from_double(cases[i].v);
+                if (h != cases[i].h || bf != cases[i].bf)
+                        fail_msg(
+                            "%.17g: float16 0x%04x (want 0x%04x), bfloat16 0x%04x (want 0x%04x)",
+                            cases[i].v, h, cases[i].h, bf, cases[i].bf);
+        }
+        assert_true(isnan(sl_float16_to_double(sl_float16_from_double(NAN))));
+        assert_true(isnan(sl_bfloat16_to_double(sl_bfloat16_from_double(NAN))));
+        assert_true(sl_float16_to_double(0x0001) == 0x1p-24);
+        assert_true(sl_float16_to_double(0x7bff) == 65504.0);
+        assert_true(sl_float16_to_double(0xfc00) == -INFINITY);
+        assert_true(sl_bfloat16_to_double(0x3ef5) == 0.478515625);
+        assert_true(sl_bfloat16_to_double(0x0001) == 0x1p-133);
+        /* every finite float16 converts back to itself */
+        for (uint32_t b = 0; b < 0x10000; b++)
+                if ((b & 0x7c00) != 0x7c00 &&
+                    sl_float16_from_double(sl_float16_to_double((uint16_t)b)) != b)
+                        fail_msg("float16 0x%04x does not round-trip", b);
+}
+
+/* A graph output without a declared type (ValueInfo with no TypeProto). */
+static void b_output_untyped(builder_t *b, const char *name)
+{
+        Onnx__ValueInfoProto *vi = b_alloc(sizeof(*vi));
+        onnx__value_info_proto__init(vi);
+        vi->name = b_str(name);
+        b->outputs[b->graph.n_output++] = vi;
+}
+
+/* x (float) -> Cast(string) -> s; s -> Cast(float16) -> h; Max(h, init) -> m. */
+static void test_cast_string_float16(void **state)
+{
+        builder_t b;
+        static const int64_t d[] = {6};
+        static const float x[] = {0.1f, 100.0f, 1e-5f, -INFINITY, 0.0f, 1234.5f};
+        static const char *const want_s[] = {"0.1", "100.0", "1e-05", "-INF", "0.0", "1234.5"};
+        static const uint16_t want_h[] = {0x2e66, 0x5640, 0x00a8, 0xfc00, 0x0000, 0x64d2};
+        /* Max with a float16 initializer packed in int32_data (onnx.proto) */
+        static const uint16_t k[] = {0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00};
+        sl_model_t *m;
+        sl_session_t *s = NULL;
+        sl_tensor_t in = {0}, out[3];
+        Onnx__TensorProto *t;
+        Onnx__NodeProto *n;
+        char err[512] = "";
+        (void)state;
+
+        b_init(&b, 13);
+        b_input(&b, "x", 1, d);
+        t = b_tensor("k", 1, d, x, 0);
+        t->data_type = SL_DT_FLOAT16;
+        t->n_int32_data = 6;
+        t->int32_data = b_alloc(sizeof(int32_t) * 6);
+        for (int i = 0; i < 6; i++)
+                t->int32_data[i] = k[i];
+        b.inits[b.graph.n_initializer++] = t;
+        attr_i(b_node(&b, "Cast", "c1", "x", "s"), "to", SL_DT_STRING);
+        n = b_node(&b, "Cast", "c2", "s", "h");
+        attr_i(n, "to", SL_DT_FLOAT16);
+        b_node(&b, "Max", "mx", "h,k", "m");
+        b.outputs[b.graph.n_output++] = b_value("s", SL_DT_STRING, 1, d);
+        b_output_untyped(&b, "h");
+        b_output_untyped(&b, "m");
+        m = b_load(&b);
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        in.dtype = SL_DT_FLOAT;
+        in.ndim = 1;
+        in.dims[0] = 6;
+        in.data = (void *)x;
+        in.nbytes = sizeof(x);
+        for (int r = 0; r < 2; r++) { /* the strings are rebuilt in place on a second run */
+                if (sl_session_run(s, &in, 1, out, 3, err, sizeof(err)))
+                        fail_msg("run failed: %s", err);
+                assert_int_equal(out[0].dtype, SL_DT_STRING);
+                assert_int_equal(out[1].dtype, SL_DT_FLOAT16);
+                for (int i = 0; i < 6; i++) {
+                        uint16_t h = ((const uint16_t *)out[1].data)[i];
+                        uint16_t mx = ((const uint16_t *)out[2].data)[i];
+                        assert_string_equal(((char *const *)out[0].data)[i], want_s[i]);
+                        if (h != want_h[i])
+                                fail_msg("element %d: float16 0x%04x, expected 0x%04x", i, h,
+                                         want_h[i]);
+                        assert_true(sl_float16_to_double(mx) == fmax(sl_float16_to_double(h), 1.0));
+                }
+        }
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+        b_reset();
+}
+
+/* String input -> Cast to float and int64 (the spec's literals), and a
+ * string into any other operator is refused. */
+static void test_cast_from_string(void **state)
+{
+        builder_t b;
+        static const int64_t d[] = {7};
+        static const char *strs[] = {"3.5", "-INF", "nan", "1E8", "+Inf", "-7", "9007199254740993"};
+        sl_model_t *m;
+        sl_session_t *s = NULL;
+        sl_tensor_t in = {0}, out[2];
+        char err[512] = "";
+        const float *f;
+        const int64_t *i64;
+        (void)state;
+
+        b_init(&b, 13);
+        b.inputs[b.graph.n_input++] = b_value("s", SL_DT_STRING, 1, d);
+        attr_i(b_node(&b, "Cast", "c1", "s", "f"), "to", SL_DT_FLOAT);
+        attr_i(b_node(&b, "Cast", "c2", "s", "i"), "to", SL_DT_INT64);
+        b.outputs[b.graph.n_output++] = b_value("f", SL_DT_FLOAT, 1, d);
+        b.outputs[b.graph.n_output++] = b_value("i", SL_DT_INT64, 1, d);
+        m = b_load(&b);
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        in.dtype = SL_DT_STRING;
+        in.ndim = 1;
+        in.dims[0] = 7;
+        in.data = (void *)strs;
+        in.nbytes = sizeof(strs);
+        if (sl_session_run(s, &in, 1, out, 2, err, sizeof(err)))
+                fail_msg("run failed: %s", err);
+        f = out[0].data;
+        i64 = out[1].data;
+        assert_true(f[0] == 3.5f && f[1] == -INFINITY && isnan(f[2]) && f[3] == 1e8f &&
+                    f[4] == INFINITY && f[5] == -7.0f);
+        assert_int_equal(i64[0], 3);
+        assert_int_equal(i64[5], -7);
+        assert_true(i64[6] == 9007199254740993LL); /* exact beyond 2^53 */
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+        b_reset();
+
+        /* Add refuses strings with a message that says so */
+        b_init(&b, 13);
+        b.inputs[b.graph.n_input++] = b_value("s", SL_DT_STRING, 1, d);
+        b_node(&b, "Add", "add", "s,s", "y");
+        b.outputs[b.graph.n_output++] = b_value("y", SL_DT_STRING, 1, d);
+        m = b_load(&b);
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        assert_int_equal(sl_session_run(s, &in, 1, out, 1, err, sizeof(err)), SL_ERR_UNSUPPORTED);
+        if (!strstr(err, "string"))
+                fail_msg("error does not name the type: %s", err);
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+        b_reset();
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1435,6 +1613,9 @@ int main(void)
             cmocka_unit_test(test_load_subgraph_errors),
             cmocka_unit_test(test_conv_maxpool_fused_vs_reference),
             cmocka_unit_test(test_gemm_one_row_transb_vs_reference),
+            cmocka_unit_test(test_float16_bfloat16_rounding),
+            cmocka_unit_test(test_cast_string_float16),
+            cmocka_unit_test(test_cast_from_string),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

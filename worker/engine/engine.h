@@ -43,9 +43,25 @@ typedef enum {
         SL_DT_DOUBLE = 11,
         SL_DT_UINT32 = 12,
         SL_DT_UINT64 = 13,
+        SL_DT_BFLOAT16 = 16,
 } sl_dtype_t;
 
-/** @brief Size in bytes of one element of \p dt (0 for UNDEFINED/STRING). */
+/*
+ * Storage of the less common types:
+ *  - SL_DT_FLOAT16: IEEE 754 binary16 bits in a uint16_t;
+ *  - SL_DT_BFLOAT16: the upper 16 bits of an IEEE 754 binary32 in a uint16_t;
+ *  - SL_DT_STRING: one `char *` per element, each a NUL-terminated byte
+ *    string (ONNX strings are UTF-8; an embedded NUL ends the string here).
+ *    nbytes counts the pointer array only. A tensor made by sl_tensor_load()
+ *    keeps the pointers and the bytes in its one data block (freed by
+ *    sl_tensor_free()); a session output's strings belong to the session,
+ *    valid until its next run; a string tensor passed to sl_session_run()
+ *    stays the caller's and must outlive any output read from it (Identity
+ *    passes the caller's pointers through).
+ */
+
+/** @brief Size in bytes of one element of \p dt (0 for UNDEFINED and
+ *         unsupported types; sizeof(char *) for STRING). */
 size_t sl_dtype_size(sl_dtype_t dt);
 
 /** @brief ONNX name of \p dt ("float", "int64", ...). */
@@ -69,8 +85,25 @@ typedef struct sl_tensor_s {
 int64_t sl_tensor_numel(const sl_tensor_t *t);
 
 /**
+ * @brief Convert between double and the 16-bit float types.
+ *
+ * To float16/bfloat16: one rounding, to nearest with ties to even (IEEE 754;
+ * ONNX Cast notes), overflow to +-inf, gradual underflow to subnormals, NaN
+ * stays a (quiet) NaN with its sign. From them: exact.
+ * @sa IEEE 754-2008 binary16; ONNX docs/Operators.md, "Cast".
+ * @remark Thread: any (pure functions).
+ */
+uint16_t sl_float16_from_double(double v);
+double sl_float16_to_double(uint16_t h);
+uint16_t sl_bfloat16_from_double(double v);
+double sl_bfloat16_to_double(uint16_t h);
+
+/**
  * @brief Load one serialized ONNX TensorProto file (the backend test data's
  *        input_K.pb / output_K.pb) into \p t.
+ * Every type of sl_dtype_t loads, from raw_data or from the typed field
+ * onnx.proto names (float16/bfloat16 bits in int32_data, strings in
+ * string_data).
  * @returns SL_OK; SL_ERR_IO; SL_ERR_MODEL (not a TensorProto, sizes
  *          inconsistent: errstr names the file); SL_ERR_UNSUPPORTED (data
  *          type or external data); SL_ERR_NOMEM.

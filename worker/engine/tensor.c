@@ -1,4 +1,5 @@
 /* Tensors: element types, TensorProto conversion, broadcasting helpers. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,11 +19,14 @@ size_t sl_dtype_size(sl_dtype_t dt)
         case SL_DT_UINT16:
         case SL_DT_INT16:
         case SL_DT_FLOAT16:
+        case SL_DT_BFLOAT16:
                 return 2;
         case SL_DT_INT64:
         case SL_DT_DOUBLE:
         case SL_DT_UINT64:
                 return 8;
+        case SL_DT_STRING:
+                return sizeof(char *);
         default:
                 return 0;
         }
@@ -30,9 +34,10 @@ size_t sl_dtype_size(sl_dtype_t dt)
 
 const char *sl_dtype_name(sl_dtype_t dt)
 {
-        static const char *names[] = {"undefined", "float",  "uint8",  "int8",   "uint16",
-                                      "int16",     "int32",  "int64",  "string", "bool",
-                                      "float16",   "double", "uint32", "uint64"};
+        static const char *names[] = {"undefined",  "float",   "uint8",  "int8",   "uint16",
+                                      "int16",      "int32",   "int64",  "string", "bool",
+                                      "float16",    "double",  "uint32", "uint64", "complex64",
+                                      "complex128", "bfloat16"};
         if ((unsigned)dt < sizeof(names) / sizeof(names[0]))
                 return names[dt];
         return "unknown";
@@ -40,7 +45,80 @@ const char *sl_dtype_name(sl_dtype_t dt)
 
 bool sl_dtype_is_float(sl_dtype_t dt)
 {
-        return dt == SL_DT_FLOAT || dt == SL_DT_DOUBLE || dt == SL_DT_FLOAT16;
+        return dt == SL_DT_FLOAT || dt == SL_DT_DOUBLE || dt == SL_DT_FLOAT16 ||
+               dt == SL_DT_BFLOAT16;
+}
+
+/*
+ * IEEE-style binary formats with \p ebits exponent and \p mbits mantissa
+ * bits in a uint16_t (float16: 5/10, bfloat16: 8/7). Encoding from double
+ * rounds once (rint: to nearest, ties to even, the default mode we never
+ * change); going through float first could round twice.
+ */
+static uint16_t small_float_encode(double v, int ebits, int mbits)
+{
+        const int bias = (1 << (ebits - 1)) - 1, emin = 1 - bias;
+        const uint32_t inf = ((1u << ebits) - 1) << mbits;
+        uint32_t sign = signbit(v) ? 1u << (ebits + mbits) : 0, bits;
+        double a = fabs(v), q;
+        int e;
+
+        if (isnan(v))
+                return (uint16_t)(sign | inf | (1u << (mbits - 1)));
+        if (isinf(v))
+                return (uint16_t)(sign | inf);
+        if (a == 0)
+                return (uint16_t)sign;
+        (void)frexp(a, &e);
+        e -= 1; /* a = 1.f * 2^e */
+        if (e < emin) {
+                /* subnormal: units of 2^(emin - mbits); rounding up to 2^mbits
+                 * lands exactly on the smallest normal's encoding */
+                q = rint(ldexp(a, mbits - emin));
+                return (uint16_t)(sign | (uint32_t)q);
+        }
+        if (e > bias)
+                return (uint16_t)(sign | inf);
+        q = rint(ldexp(a, mbits - e)); /* in [2^mbits, 2^(mbits+1)] */
+        /* q == 2^(mbits+1) carries into the exponent, as it should */
+        bits = ((uint32_t)(e + bias) << mbits) + (uint32_t)q - (1u << mbits);
+        if (bits >= inf)
+                bits = inf;
+        return (uint16_t)(sign | bits);
+}
+
+static double small_float_decode(uint16_t h, int ebits, int mbits)
+{
+        const int bias = (1 << (ebits - 1)) - 1;
+        uint32_t e = ((uint32_t)h >> mbits) & ((1u << ebits) - 1), m = h & ((1u << mbits) - 1);
+        double v;
+        if (e == (1u << ebits) - 1)
+                v = m ? NAN : INFINITY;
+        else if (e == 0)
+                v = ldexp((double)m, 1 - bias - mbits);
+        else
+                v = ldexp((double)(m | (1u << mbits)), (int)e - bias - mbits);
+        return (h >> (ebits + mbits)) ? -v : v;
+}
+
+uint16_t sl_float16_from_double(double v)
+{
+        return small_float_encode(v, 5, 10);
+}
+
+double sl_float16_to_double(uint16_t h)
+{
+        return small_float_decode(h, 5, 10);
+}
+
+uint16_t sl_bfloat16_from_double(double v)
+{
+        return small_float_encode(v, 8, 7);
+}
+
+double sl_bfloat16_to_double(uint16_t h)
+{
+        return small_float_decode(h, 8, 7);
 }
 
 int64_t sl_dims_numel(int ndim, const int64_t *dims)
@@ -117,6 +195,10 @@ double sl_tensor_get_f64(const sl_tensor_t *t, int64_t i)
                 return ((const double *)t->data)[i];
         case SL_DT_UINT64:
                 return (double)((const uint64_t *)t->data)[i];
+        case SL_DT_FLOAT16:
+                return sl_float16_to_double(((const uint16_t *)t->data)[i]);
+        case SL_DT_BFLOAT16:
+                return sl_bfloat16_to_double(((const uint16_t *)t->data)[i]);
         default:
                 return (double)sl_tensor_get_i64(t, i);
         }
@@ -129,6 +211,9 @@ int64_t sl_tensor_get_i64(const sl_tensor_t *t, int64_t i)
                 return (int64_t)((const float *)t->data)[i];
         case SL_DT_DOUBLE:
                 return (int64_t)((const double *)t->data)[i];
+        case SL_DT_FLOAT16:
+        case SL_DT_BFLOAT16:
+                return (int64_t)sl_tensor_get_f64(t, i);
         case SL_DT_UINT8:
         case SL_DT_BOOL:
                 return ((const uint8_t *)t->data)[i];
@@ -166,6 +251,12 @@ void sl_tensor_set_f64(sl_tensor_t *t, int64_t i, double v)
         case SL_DT_UINT64:
                 ((uint64_t *)t->data)[i] = (uint64_t)v;
                 break;
+        case SL_DT_FLOAT16:
+                ((uint16_t *)t->data)[i] = sl_float16_from_double(v);
+                break;
+        case SL_DT_BFLOAT16:
+                ((uint16_t *)t->data)[i] = sl_bfloat16_from_double(v);
+                break;
         default:
                 sl_tensor_set_i64(t, i, (int64_t)v);
         }
@@ -179,6 +270,10 @@ void sl_tensor_set_i64(sl_tensor_t *t, int64_t i, int64_t v)
                 break;
         case SL_DT_DOUBLE:
                 ((double *)t->data)[i] = (double)v;
+                break;
+        case SL_DT_FLOAT16:
+        case SL_DT_BFLOAT16:
+                sl_tensor_set_f64(t, i, (double)v);
                 break;
         case SL_DT_UINT8:
                 ((uint8_t *)t->data)[i] = (uint8_t)v;
@@ -231,7 +326,7 @@ static sl_err_t copy_typed(const Onnx__TensorProto *tp, sl_tensor_t *t, int64_t 
         case SL_DT_UINT64:
                 have = tp->n_uint64_data;
                 break;
-        default: /* int32, int16, int8, uint16, uint8, bool, float16 */
+        default: /* int32, int16, int8, uint16, uint8, bool, float16, bfloat16 */
                 have = tp->n_int32_data;
                 break;
         }
@@ -259,12 +354,54 @@ static sl_err_t copy_typed(const Onnx__TensorProto *tp, sl_tensor_t *t, int64_t 
                         ((uint64_t *)t->data)[i] = tp->uint64_data[i];
                         break;
                 case SL_DT_FLOAT16:
+                case SL_DT_BFLOAT16:
+                        /* onnx.proto: the 16 bits, zero-extended into an int32 */
                         ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i];
                         break;
                 default:
                         sl_tensor_set_i64(t, i, tp->int32_data[i]);
                         break;
                 }
+        }
+        return SL_OK;
+}
+
+/* string_data into one block: the n pointers, then the NUL-terminated bytes. */
+static sl_err_t load_strings(const Onnx__TensorProto *tp, sl_tensor_t *t, int64_t n, char *errstr,
+                             size_t errstr_size)
+{
+        const char *name = tp->name ? tp->name : "";
+        size_t total = t->nbytes;
+        char **ptrs, *bytes;
+
+        if ((int64_t)tp->n_string_data != n || tp->has_raw_data) {
+                sl_strfmt(errstr, errstr_size,
+                          "tensor '%s': %zu strings in string_data for %lld elements%s", name,
+                          tp->n_string_data, (long long)n,
+                          tp->has_raw_data ? " (raw_data is not allowed for strings)" : "");
+                return SL_ERR_MODEL;
+        }
+        for (int64_t i = 0; i < n; i++) {
+                size_t len = tp->string_data[i].len;
+                if (len >= SL_TENSOR_BYTES_MAX - total) {
+                        sl_strfmt(errstr, errstr_size, "tensor '%s': strings too large", name);
+                        return SL_ERR_MODEL;
+                }
+                total += len + 1;
+        }
+        if (!(t->data = malloc(total ? total : 1))) {
+                sl_strfmt(errstr, errstr_size, "tensor '%s': out of memory", name);
+                return SL_ERR_NOMEM;
+        }
+        ptrs = t->data;
+        bytes = (char *)t->data + t->nbytes;
+        for (int64_t i = 0; i < n; i++) {
+                size_t len = tp->string_data[i].len;
+                if (len)
+                        memcpy(bytes, tp->string_data[i].data, len);
+                bytes[len] = '\0';
+                ptrs[i] = bytes;
+                bytes += len + 1;
         }
         return SL_OK;
 }
@@ -293,7 +430,7 @@ sl_err_t sl_tensor_from_proto(const Onnx__TensorProto *tp, sl_tensor_t *t, char 
                 goto fail;
         }
         esz = sl_dtype_size(t->dtype);
-        if (!esz || t->dtype == SL_DT_FLOAT16) {
+        if (!esz) {
                 sl_strfmt(errstr, errstr_size, "tensor '%s': data type %s (%d) not supported", name,
                           sl_dtype_name(t->dtype), (int)tp->data_type);
                 err = SL_ERR_UNSUPPORTED;
@@ -318,6 +455,11 @@ sl_err_t sl_tensor_from_proto(const Onnx__TensorProto *tp, sl_tensor_t *t, char 
                 goto fail;
         }
         t->nbytes = (size_t)n * esz;
+        if (t->dtype == SL_DT_STRING) {
+                if ((err = load_strings(tp, t, n, errstr, errstr_size)))
+                        goto fail;
+                return SL_OK;
+        }
         if (tp->has_raw_data && tp->raw_data.len != t->nbytes) {
                 sl_strfmt(errstr, errstr_size,
                           "tensor '%s': raw_data has %zu bytes, shape needs %zu", name,

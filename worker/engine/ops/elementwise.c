@@ -258,9 +258,11 @@ static sl_err_t binary_into(sl_opctx_t *c, int op, const sl_tensor_t *a, const s
         if (op != OP_POW && op != OP_PRELU && op != OP_SHL && op != OP_SHR && a->dtype != b->dtype)
                 return sl_op_fail(c, SL_ERR_DATATYPE, "input types differ: %s and %s",
                                   sl_dtype_name(a->dtype), sl_dtype_name(b->dtype));
-        if (!sl_dtype_size(a->dtype) || !sl_dtype_size(b->dtype) || a->dtype == SL_DT_FLOAT16)
+        /* float16/bfloat16 go through row_any: computed in double, rounded once */
+        if (!sl_dtype_size(a->dtype) || !sl_dtype_size(b->dtype) || a->dtype == SL_DT_STRING ||
+            b->dtype == SL_DT_STRING)
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "type %s not supported",
-                                  sl_dtype_name(a->dtype));
+                                  sl_dtype_name(a->dtype == SL_DT_STRING ? a->dtype : b->dtype));
         if (sl_broadcast_shape(a->ndim, a->dims, b->ndim, b->dims, &nd, dims))
                 return sl_op_fail(c, SL_ERR_SHAPE, "shapes are not broadcastable");
         if (op >= OP_EQ && op <= OP_XOR)
@@ -366,8 +368,7 @@ static sl_err_t variadic(sl_opctx_t *c, int op, bool mean)
                 zero.data = &z;
                 bcast_init(&bc, nd, dims, ts, 2);
                 ctx.b = &zero;
-                if (first->dtype != SL_DT_FLOAT && first->dtype != SL_DT_DOUBLE &&
-                    sl_dtype_size(first->dtype) > 8)
+                if (first->dtype == SL_DT_STRING)
                         return sl_op_fail(c, SL_ERR_UNSUPPORTED, "type not supported");
                 bcast_rows(&bc, first->dtype == SL_DT_FLOAT ? row_f32 : row_any, &ctx);
         }

@@ -2,7 +2,8 @@
  * Unary elementwise operators: math (Abs Neg Sqrt Exp Log ... Erf), the
  * activations (Relu LeakyRelu Elu Selu Celu Sigmoid HardSigmoid HardSwish
  * Softplus Softsign ThresholdedRelu Shrink Gelu Mish), Clip, Not, IsNaN,
- * IsInf and Cast. Float32 inputs are computed in double and rounded once.
+ * IsInf. Float32 inputs are computed in double and rounded once. (Cast and
+ * CastLike: cast.c.)
  */
 #include <math.h>
 #include <string.h>
@@ -37,12 +38,11 @@ static sl_err_t unary(sl_opctx_t *c, ufn_t fn, const uparams_t *p, bool float_on
         sl_tensor_t *y;
         if (c->n_in < 1 || !x)
                 return sl_op_fail(c, SL_ERR_MODEL, "input required");
-        if (float_only ? !sl_dtype_is_float(x->dtype)
-                       : (!sl_dtype_size(x->dtype) || x->dtype == SL_DT_BOOL))
+        if (float_only
+                ? !sl_dtype_is_float(x->dtype)
+                : (!sl_dtype_size(x->dtype) || x->dtype == SL_DT_BOOL || x->dtype == SL_DT_STRING))
                 return sl_op_fail(c, SL_ERR_UNSUPPORTED, "type %s not supported",
                                   sl_dtype_name(x->dtype));
-        if (x->dtype == SL_DT_FLOAT16)
-                return sl_op_fail(c, SL_ERR_UNSUPPORTED, "float16 not supported");
         if (!(y = sl_op_output_like(c, 0, x->dtype, x)))
                 return SL_ERR_NOMEM;
         apply(x, y, fn, p);
@@ -242,7 +242,7 @@ static sl_err_t classify(sl_opctx_t *c, bool inf)
         int64_t n;
         int pos = (int)sl_attr_int(c->node, "detect_positive", 1);
         int neg = (int)sl_attr_int(c->node, "detect_negative", 1);
-        if (!x || !sl_dtype_is_float(x->dtype) || x->dtype == SL_DT_FLOAT16)
+        if (!x || !sl_dtype_is_float(x->dtype))
                 return sl_op_fail(c, SL_ERR_DATATYPE, "float input required");
         if (!(y = sl_op_output_like(c, 0, SL_DT_BOOL, x)))
                 return SL_ERR_NOMEM;
@@ -263,42 +263,4 @@ sl_err_t sl_op_isnan(sl_opctx_t *c)
 sl_err_t sl_op_isinf(sl_opctx_t *c)
 {
         return classify(c, true);
-}
-
-static sl_err_t cast_to(sl_opctx_t *c, sl_dtype_t to)
-{
-        const sl_tensor_t *x = c->in[0];
-        sl_tensor_t *y;
-        int64_t n;
-        if (!x)
-                return sl_op_fail(c, SL_ERR_MODEL, "input required");
-        if (!sl_dtype_size(to) || to == SL_DT_FLOAT16 || !sl_dtype_size(x->dtype) ||
-            x->dtype == SL_DT_FLOAT16)
-                return sl_op_fail(c, SL_ERR_UNSUPPORTED, "cast %s to %s not supported",
-                                  sl_dtype_name(x->dtype), sl_dtype_name(to));
-        if (!(y = sl_op_output_like(c, 0, to, x)))
-                return SL_ERR_NOMEM;
-        n = sl_tensor_numel(x);
-        if (x->dtype == to) {
-                memcpy(y->data, x->data, x->nbytes);
-        } else if (sl_dtype_is_float(x->dtype) || sl_dtype_is_float(to)) {
-                for (int64_t i = 0; i < n; i++)
-                        sl_tensor_set_f64(y, i, sl_tensor_get_f64(x, i));
-        } else {
-                for (int64_t i = 0; i < n; i++)
-                        sl_tensor_set_i64(y, i, sl_tensor_get_i64(x, i));
-        }
-        return SL_OK;
-}
-
-sl_err_t sl_op_cast(sl_opctx_t *c)
-{
-        return cast_to(c, (sl_dtype_t)sl_attr_int(c->node, "to", 0));
-}
-
-sl_err_t sl_op_cast_like(sl_opctx_t *c)
-{
-        if (!sl_op_in(c, 1))
-                return sl_op_fail(c, SL_ERR_MODEL, "target_type input required");
-        return cast_to(c, c->in[1]->dtype);
 }
