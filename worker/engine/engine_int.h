@@ -117,6 +117,9 @@ int sl_model_add_const(sl_model_t *m, const char *name, const sl_tensor_t *t);
  */
 void sl_model_drop_nodes(sl_model_t *m, const bool *dead);
 
+/** @brief sl_session_new() without SLUICE_PROFILE output (load-time folding). */
+sl_err_t sl_session_new_quiet(sl_model_t *model, sl_session_t **sessionp);
+
 /** @brief Run node \p i of the session's model alone (load-time folding). */
 sl_err_t sl_session_run_node(sl_session_t *session, size_t i, char *errstr, size_t errstr_size);
 

@@ -491,7 +491,7 @@ sl_err_t sl_model_fold(sl_model_t *m)
         char why[256];
         sl_err_t err = SL_ERR_NOMEM;
 
-        if (!s || !known || !dead || (err = sl_session_new(m, &sess)))
+        if (!s || !known || !dead || (err = sl_session_new_quiet(m, &sess)))
                 goto done;
         seed_shapes(m, s);
         for (size_t v = 0; v < nv; v++)

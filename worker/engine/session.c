@@ -444,6 +444,11 @@ sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t
         return SL_OK;
 }
 
+sl_err_t sl_session_new_quiet(sl_model_t *model, sl_session_t **sessionp)
+{
+        return session_create(model, false, sessionp);
+}
+
 sl_err_t sl_session_run_node(sl_session_t *session, size_t i, char *errstr, size_t errstr_size)
 {
         const sl_node_t *nd = &session->model->nodes[i];

@@ -79,6 +79,97 @@ max_2x2(const float *x, float *y, int64_t NC, int64_t H, int64_t W, int64_t OH, 
         }
 }
 
+/*
+ * AveragePool of one plane, separably: \p p is the plane zero-padded to cover
+ * every tap (Hp x Wp, tap grid origin at 0), \p hs the horizontal sums
+ * (Hp x OW), \p inv the per-output 1 / count.
+ */
+static void avg_plane(const float *p, float *hs, const float *inv, float *y, const sl_geom_t *g, int64_t Hp,
+          int64_t Wp)
+{
+        int64_t OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];
+        int64_t sh = g->s[1], sw = g->s[2], dh = g->d[1], dw = g->d[2];
+        for (int64_t r = 0; r < Hp; r++) {
+                const float *pr = p + r * Wp;
+                float *hr = hs + r * OW;
+                if (KW == 3 && dw == 1) /* the common 3-wide window, unrolled */
+                        for (int64_t ow = 0; ow < OW; ow++)
+                                hr[ow] = pr[ow * sw] + pr[ow * sw + 1] + pr[ow * sw + 2];
+                else if (KW == 2 && dw == 1)
+                        for (int64_t ow = 0; ow < OW; ow++)
+                                hr[ow] = pr[ow * sw] + pr[ow * sw + 1];
+                else
+                        for (int64_t ow = 0; ow < OW; ow++) {
+                                float a = 0.0f;
+                                for (int64_t kw = 0; kw < KW; kw++)
+                                        a += pr[ow * sw + kw * dw];
+                                hr[ow] = a;
+                        }
+        }
+        for (int64_t oh = 0; oh < OH; oh++) {
+                float *yr = y + oh * OW;
+                const float *ir = inv + oh * OW;
+                for (int64_t ow = 0; ow < OW; ow++)
+                        yr[ow] = 0.0f;
+                for (int64_t kh = 0; kh < KH; kh++) {
+                        const float *hr = hs + (oh * sh + kh * dh) * OW;
+                        for (int64_t ow = 0; ow < OW; ow++)
+                                yr[ow] += hr[ow];
+                }
+                for (int64_t ow = 0; ow < OW; ow++)
+                        yr[ow] *= ir[ow];
+        }
+}
+
+/* AveragePool (float NCHW) through avg_plane(). */
+static sl_err_t avg_pool(sl_opctx_t *c, const sl_tensor_t *x, const sl_geom_t *g, const int64_t *pp,
+                         bool incl, sl_tensor_t *y)
+{
+        int64_t H = x->dims[2], W = x->dims[3], OH = g->out[1], OW = g->out[2];
+        int64_t VH = g->in[1], VW = g->in[2], NC = x->dims[0] * x->dims[1];
+        int64_t Hp = (OH - 1) * g->s[1] + (g->k[1] - 1) * g->d[1] + 1;
+        int64_t Wp = (OW - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1;
+        int64_t top = g->pb[1] + pp[0], left = g->pb[2] + pp[1], h0, h1, w0, w1;
+        float *p, *hs, *inv;
+        span_t *rs, *cs;
+        size_t need = sizeof(float) * (size_t)(Hp * Wp + Hp * OW + OH * OW) +
+                      sizeof(span_t) * (size_t)(OH + OW);
+
+        if (!(p = sl_op_scratch(c, need)))
+                return sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
+        hs = p + Hp * Wp;
+        inv = hs + Hp * OW;
+        rs = (span_t *)(inv + OH * OW);
+        cs = rs + OH;
+        for (int64_t oh = 0; oh < OH; oh++)
+                span(oh, H, pp[0], VH, g->pb[1], g->pe[1], g->k[1], g->s[1], g->d[1], &rs[oh]);
+        for (int64_t ow = 0; ow < OW; ow++)
+                span(ow, W, pp[1], VW, g->pb[2], g->pe[2], g->k[2], g->s[2], g->d[2], &cs[ow]);
+        for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                        int64_t n = incl ? rs[oh].padded * cs[ow].padded
+                                         : rs[oh].valid * cs[ow].valid;
+                        inv[oh * OW + ow] = 1.0f / (float)(n ? n : 1);
+                }
+        /* Real rows/columns [h0, h1) x [w0, w1) that land inside the plane. */
+        h0 = top < 0 ? -top : 0;
+        h1 = Hp - top < H ? Hp - top : H;
+        w0 = left < 0 ? -left : 0;
+        w1 = Wp - left < W ? Wp - left : W;
+        memset(p, 0, sizeof(float) * (size_t)(Hp * Wp));
+        for (int64_t nc = 0; nc < NC; nc++) {
+                const float *xp = (const float *)x->data + nc * H * W;
+                for (int64_t h = h0; h < h1; h++) {
+                        float *pr = p + (h + top) * Wp + left;
+                        const float *xr = xp + h * W;
+                        for (int64_t w = w0; w < w1; w++)
+                                pr[w] = xr[w];
+                }
+                avg_plane(p, hs, inv, (float *)y->data + nc * OH * OW, g, Hp, Wp);
+        }
+        return SL_OK;
+}
+
 static sl_err_t pool2d(sl_opctx_t *c, bool is_max)
 {
         const sl_tensor_t *x = c->in[0];
@@ -122,6 +213,8 @@ static sl_err_t pool2d(sl_opctx_t *c, bool is_max)
                 max_2x2(x->data, y->data, NC, H, W, OH, OW);
                 return SL_OK;
         }
+        if (!is_max)
+                return avg_pool(c, x, &g, pp, incl, y);
         if (!(cols = sl_op_scratch(c, sizeof(span_t) * (size_t)OW)))
                 return sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
         for (int64_t ow = 0; ow < OW; ow++)
