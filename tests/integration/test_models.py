@@ -74,7 +74,7 @@ def test_two_models_two_versions(bootstrap, tmp_path):
 
 
 def test_live_reload_while_streaming(bootstrap, tmp_path):
-    n = 20000
+    n = 50000
     root = repo_copy(tmp_path, ("1",))
     t = make_topics()
     cfg = worker_config(tmp_path / "w.cfg", bootstrap, t)
@@ -84,7 +84,7 @@ def test_live_reload_while_streaming(bootstrap, tmp_path):
                             "metrics_interval_ms = 2000; reload_interval_ms = 500;"))
     w = start_worker(cfg, tmp_path / "w.log")
     p = subprocess.Popen([BIN, "produce", "-b", bootstrap, "-t", t["requests"], "-n", str(n),
-                          "--rate", "2500", "--schema-dir", str(SRC / "schemas")], cwd=SRC,
+                          "--rate", "5000", "--schema-dir", str(SRC / "schemas")], cwd=SRC,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(2.5)
     rss_before = rss_kb(w.proc.pid)

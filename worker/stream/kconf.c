@@ -86,6 +86,10 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
         static const char *producer_defaults[][2] = {
             {"bootstrap.servers", "localhost:9092"},
             {"enable.idempotence", "true"},
+            /* Never time a delivery out: the idempotent producer then retries in order,
+             * so responses keep their partition order and nothing is re-produced out of
+             * turn. A broker that stays away shows as unhealthy on /healthz instead. */
+            {"message.timeout.ms", "0"},
             {"linger.ms", "5"},
             {"compression.type", "lz4"},
             {"client.id", "sluice-producer"},
@@ -99,6 +103,8 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
 
         for (size_t i = 0; i < n_defaults; i++)
                 if (!user_has(conf, defaults[i][0]) &&
+                    /* transactions bound it by transaction.timeout.ms themselves */
+                    !(w->eos && !strcmp(defaults[i][0], "message.timeout.ms")) &&
                     set(kc, defaults[i][0], defaults[i][1], "default", errstr, errstr_size))
                         goto fail;
         for (size_t i = 0; i < conf->n_kafka_props; i++) {

@@ -200,6 +200,9 @@ void sl_stream_stats_cleanup(sl_worker_t *w)
 {
         for (size_t i = 0; i < w->n_stats; i++) {
                 sl_eval_destroy(w->stats[i]->eval);
+                for (size_t k = 0; k < w->stats[i]->n_labels; k++)
+                        free(w->stats[i]->labels[k]);
+                free(w->stats[i]->labels);
                 free(w->stats[i]->latency.v);
                 free(w->stats[i]->inference.v);
                 free(w->stats[i]->name);

@@ -83,13 +83,18 @@ sl_err_t sl_stream_model_add(sl_worker_t *w, const sl_repo_model_t *m, char *err
         if (n_out && sl_model_output(m->model, 0)->dtype == SL_DT_FLOAT &&
             sl_model_output(m->model, 0)->ndim == 2 && sl_model_output(m->model, 0)->dims[1] > 0) {
                 st->n_classes = (int32_t)sl_model_output(m->model, 0)->dims[1];
+                /* The evaluator borrows class names: copies, as it outlives the model. */
+                if ((size_t)st->n_classes == m->n_labels &&
+                    (st->labels = calloc(m->n_labels, sizeof(*st->labels)))) {
+                        st->n_labels = m->n_labels;
+                        for (size_t i = 0; i < m->n_labels; i++)
+                                st->labels[i] = strdup(m->labels[i] ? m->labels[i] : "");
+                }
                 if (st->n_classes == 1)
                         st->eval = sl_eval_new(SL_EVAL_REGRESSION, 0, NULL);
                 else
                         st->eval = sl_eval_new(SL_EVAL_CLASSIFICATION, st->n_classes,
-                                               (size_t)st->n_classes == m->n_labels
-                                                   ? (const char *const *)m->labels
-                                                   : NULL);
+                                               st->labels ? (const char *const *)st->labels : NULL);
         }
         w->batches[w->n_batches++] = b;
         w->stats[w->n_stats++] = st;

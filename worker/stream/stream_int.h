@@ -50,6 +50,8 @@ typedef struct samples_s {
 struct model_stats_s {
         const sl_repo_model_t *model; /* NULL once unloaded */
         char *name, *version;         /* copies: they outlive the model */
+        char **labels;                /* copies of the class names (the evaluator's) */
+        size_t n_labels;
         int loaded;
         int64_t requests, responses, errors, batches, labelled, correct;
         int64_t batch_rows;
