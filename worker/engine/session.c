@@ -337,7 +337,8 @@ static sl_err_t run_nodes(sl_session_t *session, char *errstr, size_t errstr_siz
                 why[0] = '\0';
                 for (int k = 0; k < c.n_in; k++)
                         c.in[k] = nd->in[k] >= 0 ? &session->slots[nd->in[k]].t : NULL;
-                err = nd->op->run(&c);
+                if (!(err = sl_op_check_strings(&c)))
+                        err = nd->op->run(&c);
                 if (session->prof_ns)
                         session->prof_ns[i] += now_ns(session) - t0;
                 if (err) {
