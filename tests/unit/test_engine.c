@@ -1654,8 +1654,8 @@ static float frand_seeded(uint32_t *seed)
 static void test_fold_mlp_shape_plumbing(void **state)
 {
         builder_t b;
-        static const int64_t xd[] = {-1, 4}, wd[] = {3, 4}, cd[] = {3}, w2d[] = {3, 2},
-                             b2d[] = {2}, sd[] = {0}, run_d[] = {5, 4};
+        static const int64_t xd[] = {-1, 4}, wd[] = {3, 4}, cd[] = {3}, w2d[] = {3, 2}, b2d[] = {2},
+                             sd[] = {0}, run_d[] = {5, 4};
         float w[12], bias[3], sc[3], bi[3], mu[3], var[3], w2[6], b2[2], x[20];
         float s2 = 1.41421356f, one = 1.0f, half = 0.5f;
         float y0[32], y1[32];

@@ -128,15 +128,45 @@ static void shape_broadcast(const sshape_t *a, const sshape_t *b, sshape_t *o)
         }
 }
 
-static const char *const SAME_SHAPE[] = {
-    "Relu", "Erf", "Sqrt", "Exp", "Log", "Tanh", "Sigmoid", "Neg", "Abs", "Reciprocal",
-    "Floor", "Ceil", "Round", "Cast", "Identity", "Dropout", "Softmax", "LogSoftmax",
-    "Clip", "LeakyRelu", "Gelu", "Not", "Elu", "Selu", "HardSigmoid", "HardSwish",
-    "Softplus", "Softsign", "BatchNormalization", "LayerNormalization",
-    "InstanceNormalization", "PRelu", "Sign", "IsNaN", "IsInf", "CastLike"};
-static const char *const BROADCAST[] = {"Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less",
-                                        "Greater", "LessOrEqual", "GreaterOrEqual", "And",
-                                        "Or", "Xor", "Max", "Min", "Where", "Mod", "Sum"};
+static const char *const SAME_SHAPE[] = {"Relu",
+                                         "Erf",
+                                         "Sqrt",
+                                         "Exp",
+                                         "Log",
+                                         "Tanh",
+                                         "Sigmoid",
+                                         "Neg",
+                                         "Abs",
+                                         "Reciprocal",
+                                         "Floor",
+                                         "Ceil",
+                                         "Round",
+                                         "Cast",
+                                         "Identity",
+                                         "Dropout",
+                                         "Softmax",
+                                         "LogSoftmax",
+                                         "Clip",
+                                         "LeakyRelu",
+                                         "Gelu",
+                                         "Not",
+                                         "Elu",
+                                         "Selu",
+                                         "HardSigmoid",
+                                         "HardSwish",
+                                         "Softplus",
+                                         "Softsign",
+                                         "BatchNormalization",
+                                         "LayerNormalization",
+                                         "InstanceNormalization",
+                                         "PRelu",
+                                         "Sign",
+                                         "IsNaN",
+                                         "IsInf",
+                                         "CastLike"};
+static const char *const BROADCAST[] = {
+    "Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
+    "And", "Or",  "Xor", "Max", "Min", "Where", "Mod",  "Sum"};
 
 static bool op_in(const sl_node_t *nd, const char *const *list, size_t n)
 {
@@ -278,8 +308,7 @@ static void infer(const sl_model_t *m, const sl_node_t *nd, const sshape_t *s, s
                         return;
                 *o = *x;
                 for (int i = 0; i < ns; i++) {
-                        int a = sl_axis(nd->n_in > 3 && nd->in[3] >= 0 ? ax[i] : i, x->rank,
-                                        false);
+                        int a = sl_axis(nd->n_in > 3 && nd->in[3] >= 0 ? ax[i] : i, x->rank, false);
                         int64_t dim, b, e, step = nd->n_in > 4 && nd->in[4] >= 0 ? sp[i] : 1;
                         if (a < 0 || step == 0) {
                                 o->rank = -1;
@@ -308,9 +337,9 @@ static void infer(const sl_model_t *m, const sl_node_t *nd, const sshape_t *s, s
 
 static bool never_fold(const sl_node_t *nd)
 {
-        static const char *const RANDOM[] = {"RandomNormal", "RandomUniform",
+        static const char *const RANDOM[] = {"RandomNormal",     "RandomUniform",
                                              "RandomNormalLike", "RandomUniformLike",
-                                             "Multinomial", "Bernoulli"};
+                                             "Multinomial",      "Bernoulli"};
         return nd->n_sub || op_in(nd, RANDOM, sizeof(RANDOM) / sizeof(*RANDOM));
 }
 
@@ -468,8 +497,8 @@ static sl_err_t mark_unused(const sl_model_t *m, bool *dead)
                 if (dead[i])
                         continue;
                 for (int k = 0; k < nd->n_out; k++)
-                        live |= nd->out[k] >= 0 && (size_t)nd->out[k] < m->n_values &&
-                                used[nd->out[k]];
+                        live |=
+                            nd->out[k] >= 0 && (size_t)nd->out[k] < m->n_values && used[nd->out[k]];
                 if (!live) {
                         dead[i] = true;
                         continue;

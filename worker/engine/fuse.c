@@ -35,8 +35,8 @@ const char *sl_node_label(const sl_node_t *node)
                 return acts[2][a];
         if (is_op(node, "MatMul"))
                 return acts[node->n_in - node->n_implicit > 2 ? 4 : 3][a];
-        if (is_op(node, "AveragePool") && (node->prepad[0] || node->prepad[1] ||
-                                           node->prepad[2] || node->prepad[3]))
+        if (is_op(node, "AveragePool") &&
+            (node->prepad[0] || node->prepad[1] || node->prepad[2] || node->prepad[3]))
                 return "Pad+AveragePool";
         return node->op ? node->op->op_type : "?";
 }
@@ -496,8 +496,7 @@ static bool fuse_pad_avgpool(sl_model_t *m, size_t i)
         } else {
                 int v = a->n_in > 1 ? a->in[1] : -1;
                 const sl_tensor_t *t;
-                if (v < 0 || (size_t)v >= m->n_values ||
-                    m->values[v].kind != SL_VALUE_INITIALIZER)
+                if (v < 0 || (size_t)v >= m->n_values || m->values[v].kind != SL_VALUE_INITIALIZER)
                         return false;
                 t = &m->values[v].init;
                 if (t->dtype != SL_DT_INT64 || sl_tensor_numel(t) != 8)
@@ -506,8 +505,8 @@ static bool fuse_pad_avgpool(sl_model_t *m, size_t i)
                 if (a->n_in > 2 && a->in[2] >= 0 && fscalar(m, a->in[2]) != 0.0f)
                         return false;
         }
-        if (pads[0] || pads[1] || pads[4] || pads[5] || pads[2] < 0 || pads[3] < 0 ||
-            pads[6] < 0 || pads[7] < 0)
+        if (pads[0] || pads[1] || pads[4] || pads[5] || pads[2] < 0 || pads[3] < 0 || pads[6] < 0 ||
+            pads[7] < 0)
                 return false;
         b->prepad[0] = pads[2];
         b->prepad[1] = pads[3];

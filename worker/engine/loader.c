@@ -135,8 +135,7 @@ static sl_err_t value_info(const Onnx__ValueInfoProto *vi, sl_value_info_t *out,
                 return SL_ERR_UNSUPPORTED;
         }
         out->dtype = (sl_dtype_t)tp->tensor_type->elem_type;
-        if (tp->tensor_type->has_elem_type &&
-            !sl_dtype_size(out->dtype)) {
+        if (tp->tensor_type->has_elem_type && !sl_dtype_size(out->dtype)) {
                 sl_strfmt(errstr, errstr_size, "%s: graph value '%s' has data type %s (%d)", path,
                           out->name, sl_dtype_name(out->dtype), (int)out->dtype);
                 return SL_ERR_UNSUPPORTED;

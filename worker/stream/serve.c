@@ -667,8 +667,8 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
         if (err) {
                 if (id) {
                         /* The id is known: the producer gets an error response too. */
-                        sl_request_t stub = {.id = id, .model_name = ""};
-                        reject(w, msg, inf, &stub, NULL, err, errstr);
+                        sl_request_t partial = {.id = id, .model_name = ""};
+                        reject(w, msg, inf, &partial, NULL, err, errstr);
                 } else {
                         sl_stream_dead_letter(w, msg, inf, err, errstr, NULL);
                 }

@@ -74,8 +74,8 @@ dw_plane(const float *xp, float *yp, const float *wk, float b, const sl_geom_t *
  * and dropped by the copy-out.
  */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
-dw_plane_s1(const float *xpad, float *acc, float *yp, const float *wk, float b,
-            const sl_geom_t *g, int64_t Wp, sl_act_t act, float lo_v, float hi_v)
+dw_plane_s1(const float *xpad, float *acc, float *yp, const float *wk, float b, const sl_geom_t *g,
+            int64_t Wp, sl_act_t act, float lo_v, float hi_v)
 {
         int64_t OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];
         int64_t L = (OH - 1) * Wp + OW;
@@ -140,8 +140,7 @@ sl_err_t sl_conv_depthwise(sl_opctx_t *c, const sl_tensor_t *x, const sl_tensor_
                         const float *wk = (const float *)w->data + ch * KK;
                         float bv = bias ? bias[ch] : 0.0f;
                         if (pad) {
-                                pad_plane(xp, pad, g->in[1], g->in[2], Hp, Wp, g->pb[1],
-                                          g->pb[2]);
+                                pad_plane(xp, pad, g->in[1], g->in[2], Hp, Wp, g->pb[1], g->pb[2]);
                                 dw_plane_s1(pad, acc, yp, wk, bv, g, Wp, nd->act, nd->act_min,
                                             nd->act_max);
                         } else {

@@ -84,8 +84,8 @@ max_2x2(const float *x, float *y, int64_t NC, int64_t H, int64_t W, int64_t OH, 
  * every tap (Hp x Wp, tap grid origin at 0), \p hs the horizontal sums
  * (Hp x OW), \p inv the per-output 1 / count.
  */
-static void avg_plane(const float *p, float *hs, const float *inv, float *y, const sl_geom_t *g, int64_t Hp,
-          int64_t Wp)
+static void avg_plane(const float *p, float *hs, const float *inv, float *y, const sl_geom_t *g,
+                      int64_t Hp, int64_t Wp)
 {
         int64_t OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];
         int64_t sh = g->s[1], sw = g->s[2], dh = g->d[1], dw = g->d[2];
@@ -147,8 +147,8 @@ static sl_err_t avg_pool(sl_opctx_t *c, const sl_tensor_t *x, const sl_geom_t *g
                 span(ow, W, pp[1], VW, g->pb[2], g->pe[2], g->k[2], g->s[2], g->d[2], &cs[ow]);
         for (int64_t oh = 0; oh < OH; oh++)
                 for (int64_t ow = 0; ow < OW; ow++) {
-                        int64_t n = incl ? rs[oh].padded * cs[ow].padded
-                                         : rs[oh].valid * cs[ow].valid;
+                        int64_t n =
+                            incl ? rs[oh].padded * cs[ow].padded : rs[oh].valid * cs[ow].valid;
                         inv[oh * OW + ow] = 1.0f / (float)(n ? n : 1);
                 }
         /* Real rows/columns [h0, h1) x [w0, w1) that land inside the plane. */
@@ -208,8 +208,8 @@ static sl_err_t pool2d(sl_opctx_t *c, bool is_max)
         if (!sl_tensor_numel(y))
                 return SL_OK;
         if (is_max && !prepad && g.k[1] == 2 && g.k[2] == 2 && g.s[1] == 2 && g.s[2] == 2 &&
-            g.d[1] == 1 && g.d[2] == 1 && !g.pb[1] && !g.pb[2] && !g.pe[1] && !g.pe[2] && 2 * (OH - 1) < H &&
-            2 * (OW - 1) < W) {
+            g.d[1] == 1 && g.d[2] == 1 && !g.pb[1] && !g.pb[2] && !g.pe[1] && !g.pe[2] &&
+            2 * (OH - 1) < H && 2 * (OW - 1) < W) {
                 max_2x2(x->data, y->data, NC, H, W, OH, OW);
                 return SL_OK;
         }
@@ -230,8 +230,8 @@ static sl_err_t pool2d(sl_opctx_t *c, bool is_max)
                                 float acc = is_max ? -INFINITY : 0.0f;
                                 bool any = false;
                                 for (int64_t i = 0; i < r.taps; i++) {
-                                        const float *row = xp + (r.first + i * g.d[1]) * W +
-                                                           cs->first;
+                                        const float *row =
+                                            xp + (r.first + i * g.d[1]) * W + cs->first;
                                         for (int64_t j = 0; j < cs->taps; j++) {
                                                 float v = row[j * g.d[2]];
                                                 if (!is_max)
@@ -242,8 +242,8 @@ static sl_err_t pool2d(sl_opctx_t *c, bool is_max)
                                         }
                                 }
                                 if (!is_max) {
-                                        int64_t n = incl ? r.padded * cs->padded
-                                                         : r.valid * cs->valid;
+                                        int64_t n =
+                                            incl ? r.padded * cs->padded : r.valid * cs->valid;
                                         acc /= (float)(n ? n : 1);
                                 }
                                 yp[oh * OW + ow] = acc;

@@ -87,8 +87,8 @@ static void gemv_cols(sl_opctx_t *c, const sl_tensor_t *b, const float *a, float
         bool fresh;
         float *bt = sl_op_node_cache(c, sizeof(float) * (size_t)(n * k), &fresh);
         if (!bt) {
-                cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, 1.0f, b->data, (int)n, a,
-                            1, add_y ? 1.0f : 0.0f, y, 1);
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, 1.0f, b->data, (int)n, a, 1,
+                            add_y ? 1.0f : 0.0f, y, 1);
                 return;
         }
         if (fresh) {
