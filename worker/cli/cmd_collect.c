@@ -1,81 +1,21 @@
 /* `sluice collect`: read the responses topic (and optionally the dead-letter
  * topic) from the beginning and summarise: unique responses and duplicates,
  * errors by code, accuracy on labelled requests, end-to-end latency
- * percentiles and the message rate. */
+ * percentiles and the message rate. This file: options, the summary and its
+ * text, JSON and CSV output; reading the topics is in cmd_collect_consume.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 #include <unistd.h>
 
-#include <librdkafka/rdkafka.h>
-
 #include "cli.h"
-#include "codec/codec.h"
+#include "collect.h"
 #include "idx.h"
 
 #define COLLECT_DEFAULT_LABELS "models/fashion_cnn/labels.txt"
-#define COLLECT_ERRORS_SHOWN   5
-
-typedef struct collect_opts_s {
-        const char *bootstrap_servers;
-        const char *topic;
-        const char *dead_letter_topic; /* NULL = not read */
-        const char *group;             /* NULL = a fresh group per run */
-        const char *schema_dir;
-        const char *labels_file;
-        const char *out;
-        int labels_file_given;
-        int assign;     /* assign partitions instead of joining a group */
-        int64_t expect; /* 0 = not given */
-        int64_t timeout_ms;
-        int64_t show;
-        int json;
-        sl_framing_t framing;
-        int32_t schema_id;             /* -1 = codec default */
-        int32_t dead_letter_schema_id; /* -1 = codec default */
-        size_t n_props;
-        char **props;
-} collect_opts_t;
-
-/* One unique response id (first appearance wins). */
-typedef struct entry_s {
-        char *id;
-        char *error_code;  /* NULL when the response carries a result */
-        char *class_label; /* ClassScore.label of the top class, or NULL */
-        int32_t predicted; /* -1 when there is no result */
-        float probability;
-        int has_label;
-        int64_t label;
-        int64_t request_ts_ms;  /* timings.request_timestamp_ms, <= 0 unknown */
-        int64_t response_ts_ms; /* Kafka timestamp of the response, -1 unknown */
-} entry_t;
-
-/* A count per error code string. */
-typedef struct code_count_s {
-        char *code;
-        int64_t n;
-} code_count_t;
-
-typedef struct code_counts_s {
-        code_count_t *v;
-        size_t n;
-        int64_t total;
-} code_counts_t;
-
-typedef struct collect_s {
-        entry_t *entries; /* in order of first appearance */
-        size_t n, cap;
-        size_t *slots; /* open addressing: entry index + 1, 0 = empty */
-        size_t n_slots;
-        int64_t responses, duplicates; /* decoded responses, repeated ids */
-        int64_t undecodable;           /* messages that are not a response */
-        code_counts_t errors;          /* over unique ids */
-        code_counts_t dead_letters;    /* over dead-letter records */
-} collect_t;
 
 static volatile sig_atomic_t stop_requested;
 
@@ -264,371 +204,6 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
         return 0;
 }
 
-/* ---- bookkeeping ---- */
-
-static uint64_t hash_str(const char *s)
-{
-        uint64_t h = 14695981039346656037ull; /* FNV-1a */
-
-        for (; *s; s++)
-                h = (h ^ (unsigned char)*s) * 1099511628211ull;
-        return h;
-}
-
-/* Index of \p id in c->entries, or -1. */
-static ssize_t find_entry(const collect_t *c, const char *id)
-{
-        if (!c->n_slots)
-                return -1;
-        for (size_t s = hash_str(id) & (c->n_slots - 1);; s = (s + 1) & (c->n_slots - 1)) {
-                if (!c->slots[s])
-                        return -1;
-                if (!strcmp(c->entries[c->slots[s] - 1].id, id))
-                        return (ssize_t)(c->slots[s] - 1);
-        }
-}
-
-/* Keeps the table at most half full, so a probe always ends. */
-static int rehash(collect_t *c)
-{
-        size_t n_slots = c->n_slots ? c->n_slots * 2 : 1024;
-        size_t *slots = calloc(n_slots, sizeof(*slots));
-
-        if (!slots)
-                return -1;
-        for (size_t i = 0; i < c->n; i++) {
-                size_t s = hash_str(c->entries[i].id) & (n_slots - 1);
-
-                while (slots[s])
-                        s = (s + 1) & (n_slots - 1);
-                slots[s] = i + 1;
-        }
-        free(c->slots);
-        c->slots = slots;
-        c->n_slots = n_slots;
-        return 0;
-}
-
-/* Appends \p e (taking ownership of its strings only on success). */
-static int add_entry(collect_t *c, const entry_t *e)
-{
-        size_t s;
-
-        if (c->n == c->cap) {
-                size_t cap = c->cap ? c->cap * 2 : 1024;
-                entry_t *v = realloc(c->entries, cap * sizeof(*v));
-
-                if (!v)
-                        return -1;
-                c->entries = v;
-                c->cap = cap;
-        }
-        if ((c->n + 1) * 2 > c->n_slots && rehash(c))
-                return -1;
-        c->entries[c->n] = *e;
-        s = hash_str(e->id) & (c->n_slots - 1);
-        while (c->slots[s])
-                s = (s + 1) & (c->n_slots - 1);
-        c->slots[s] = ++c->n;
-        return 0;
-}
-
-static int count_code(code_counts_t *cc, const char *code)
-{
-        code_count_t *v;
-
-        cc->total++;
-        for (size_t i = 0; i < cc->n; i++) {
-                if (!strcmp(cc->v[i].code, code)) {
-                        cc->v[i].n++;
-                        return 0;
-                }
-        }
-        v = realloc(cc->v, (cc->n + 1) * sizeof(*v));
-        if (!v)
-                return -1;
-        cc->v = v;
-        v[cc->n].code = strdup(code);
-        if (!v[cc->n].code)
-                return -1;
-        v[cc->n++].n = 1;
-        return 0;
-}
-
-static void code_counts_cleanup(code_counts_t *cc)
-{
-        for (size_t i = 0; i < cc->n; i++)
-                free(cc->v[i].code);
-        free(cc->v);
-        memset(cc, 0, sizeof(*cc));
-}
-
-static void collect_cleanup(collect_t *c)
-{
-        for (size_t i = 0; i < c->n; i++) {
-                free(c->entries[i].id);
-                free(c->entries[i].error_code);
-                free(c->entries[i].class_label);
-        }
-        free(c->entries);
-        free(c->slots);
-        code_counts_cleanup(&c->errors);
-        code_counts_cleanup(&c->dead_letters);
-        memset(c, 0, sizeof(*c));
-}
-
-/* Top-1 of a response: its first ClassScore, else the argmax of a float32
- * first output (a model served without top-k). */
-static void top1(const sl_response_decoded_t *r, entry_t *e)
-{
-        const sl_tensor_t *t;
-        int64_t n;
-
-        e->predicted = -1;
-        if (r->n_classes > 0) {
-                e->predicted = r->class_index[0];
-                e->probability = r->class_probability[0];
-                return;
-        }
-        if (r->n_outputs < 1 || r->outputs[0].tensor.dtype != SL_DT_FLOAT)
-                return;
-        t = &r->outputs[0].tensor;
-        n = sl_tensor_numel(t);
-        if (n < 1 || (size_t)n * sizeof(float) > t->nbytes)
-                return;
-        for (int64_t i = 0; i < n; i++) {
-                float v = ((const float *)t->data)[i];
-
-                if (e->predicted < 0 || v > e->probability) {
-                        e->predicted = (int32_t)i;
-                        e->probability = v;
-                }
-        }
-}
-
-static int on_response(collect_t *c, const rd_kafka_message_t *msg, const sl_codec_t *codec)
-{
-        sl_response_decoded_t *r = NULL;
-        rd_kafka_timestamp_type_t tstype;
-        char errstr[512];
-        entry_t e;
-        sl_err_t err;
-        int ret = 0;
-
-        memset(&e, 0, sizeof(e));
-        err = sl_codec_decode_response(codec, msg->payload, msg->len, &r, errstr, sizeof(errstr));
-        if (!err)
-                c->responses++;
-        if (err) {
-                if (c->undecodable++ < COLLECT_ERRORS_SHOWN)
-                        fprintf(stderr, "collect: %s [%d] offset %lld: %s\n",
-                                rd_kafka_topic_name(msg->rkt), (int)msg->partition,
-                                (long long)msg->offset, errstr);
-                goto done;
-        }
-        if (find_entry(c, r->id) >= 0) {
-                c->duplicates++;
-                goto done;
-        }
-        top1(r, &e);
-        e.has_label = r->has_label;
-        e.label = r->label;
-        e.request_ts_ms = r->timings.request_timestamp_ms;
-        e.response_ts_ms = rd_kafka_message_timestamp(msg, &tstype);
-        e.id = strdup(r->id);
-        if (r->error_code)
-                e.error_code = strdup(r->error_code);
-        if (r->n_classes > 0 && r->class_label && r->class_label[0])
-                e.class_label = strdup(r->class_label[0]);
-        if (!e.id || (r->error_code && !e.error_code) ||
-            (r->n_classes > 0 && r->class_label && r->class_label[0] && !e.class_label) ||
-            (r->error_code && count_code(&c->errors, r->error_code)) || add_entry(c, &e)) {
-                ret = -1;
-                goto done;
-        }
-        memset(&e, 0, sizeof(e)); /* owned by c now */
-done:
-        free(e.id);
-        free(e.error_code);
-        free(e.class_label);
-        sl_response_decoded_destroy(r);
-        return ret;
-}
-
-static int on_dead_letter(collect_t *c, const rd_kafka_message_t *msg, const sl_codec_t *codec)
-{
-        char *code = NULL, *message = NULL, *request_id = NULL;
-        char errstr[512];
-        int64_t offset = -1;
-        int ret;
-
-        if (sl_codec_decode_dead_letter(codec, msg->payload, msg->len, &code, &message, &request_id,
-                                        &offset, errstr, sizeof(errstr))) {
-                fprintf(stderr, "collect: %s [%d] offset %lld: %s\n", rd_kafka_topic_name(msg->rkt),
-                        (int)msg->partition, (long long)msg->offset, errstr);
-                ret = count_code(&c->dead_letters, "(undecodable)");
-                goto done;
-        }
-        ret = count_code(&c->dead_letters, code ? code : "(none)");
-done:
-        free(code);
-        free(message);
-        free(request_id);
-        return ret;
-}
-
-/* ---- Kafka ---- */
-
-static rd_kafka_t *consumer_new(const collect_opts_t *o, char *errstr, size_t errstr_size)
-{
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_t *rk = NULL;
-        char group[128];
-        const struct {
-                const char *name, *value;
-        } defaults[] = {
-            {"bootstrap.servers", o->bootstrap_servers}, {"group.id", group},
-            {"auto.offset.reset", "earliest"},           {"enable.auto.commit", "false"},
-            {"enable.auto.offset.store", "false"},
-        };
-
-        if (o->group)
-                snprintf(group, sizeof(group), "%s", o->group);
-        else
-                snprintf(group, sizeof(group), "sluice-collect-%ld-%lld", (long)getpid(),
-                         (long long)sl_wall_ms());
-        for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-                if (rd_kafka_conf_set(conf, defaults[i].name, defaults[i].value, errstr,
-                                      errstr_size) != RD_KAFKA_CONF_OK)
-                        goto done;
-        for (size_t i = 0; i < o->n_props; i++) {
-                char name[256];
-                const char *eq = strchr(o->props[i], '=');
-                size_t nl = (size_t)(eq - o->props[i]);
-
-                if (nl >= sizeof(name)) {
-                        sl_strfmt(errstr, errstr_size, "-X %s: property name too long",
-                                  o->props[i]);
-                        goto done;
-                }
-                memcpy(name, o->props[i], nl);
-                name[nl] = '\0';
-                if (rd_kafka_conf_set(conf, name, eq + 1, errstr, errstr_size) != RD_KAFKA_CONF_OK)
-                        goto done;
-        }
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
-        if (rk) {
-                conf = NULL; /* owned by rk */
-                rd_kafka_poll_set_consumer(rk);
-        }
-done:
-        if (conf)
-                rd_kafka_conf_destroy(conf);
-        return rk;
-}
-
-/* Every partition of each topic from its beginning, without a group. */
-static sl_err_t assign_all(rd_kafka_t *rk, const char **topics, int n_topics, char *errstr,
-                           size_t errstr_size)
-{
-        rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
-        sl_err_t err = SL_OK;
-
-        for (int i = 0; i < n_topics; i++) {
-                const struct rd_kafka_metadata *md = NULL;
-                rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topics[i], NULL);
-                rd_kafka_resp_err_t kerr;
-
-                kerr = rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 10000) : rd_kafka_last_error();
-                if (!kerr && (md->topic_cnt != 1 || md->topics[0].err))
-                        kerr = md->topic_cnt == 1 ? md->topics[0].err
-                                                  : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-                if (kerr) {
-                        sl_strfmt(errstr, errstr_size, "metadata of topic %s: %s", topics[i],
-                                  rd_kafka_err2str(kerr));
-                        err = SL_ERR_KAFKA;
-                } else {
-                        for (int p = 0; p < md->topics[0].partition_cnt; p++)
-                                rd_kafka_topic_partition_list_add(parts, topics[i],
-                                                                  md->topics[0].partitions[p].id)
-                                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
-                }
-                if (md)
-                        rd_kafka_metadata_destroy(md);
-                if (rkt)
-                        rd_kafka_topic_destroy(rkt);
-                if (err)
-                        goto done;
-        }
-        if (rd_kafka_assign(rk, parts)) {
-                sl_strfmt(errstr, errstr_size, "assigning partitions failed");
-                err = SL_ERR_KAFKA;
-        }
-done:
-        rd_kafka_topic_partition_list_destroy(parts);
-        return err;
-}
-
-static sl_err_t start_consuming(rd_kafka_t *rk, const collect_opts_t *o, char *errstr,
-                                size_t errstr_size)
-{
-        const char *topics[2] = {o->topic, o->dead_letter_topic};
-        int n = o->dead_letter_topic ? 2 : 1;
-        rd_kafka_topic_partition_list_t *sub;
-        rd_kafka_resp_err_t kerr;
-
-        if (o->assign)
-                return assign_all(rk, topics, n, errstr, errstr_size);
-        sub = rd_kafka_topic_partition_list_new(n);
-        for (int i = 0; i < n; i++)
-                rd_kafka_topic_partition_list_add(sub, topics[i], RD_KAFKA_PARTITION_UA);
-        kerr = rd_kafka_subscribe(rk, sub);
-        rd_kafka_topic_partition_list_destroy(sub);
-        if (kerr) {
-                sl_strfmt(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(kerr));
-                return SL_ERR_KAFKA;
-        }
-        return SL_OK;
-}
-
-/* Consume until --expect unique responses, --timeout-ms of silence, or a signal. */
-static int consume(rd_kafka_t *rk, const collect_opts_t *o, const sl_codec_t *codec, collect_t *c)
-{
-        int64_t last_us = sl_now_us();
-        rd_kafka_resp_err_t last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
-
-        while (!stop_requested && !(o->expect && (int64_t)c->n >= o->expect)) {
-                rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
-                int rc = 0;
-
-                if (!msg) {
-                        if (sl_now_us() - last_us > o->timeout_ms * 1000)
-                                break;
-                        continue;
-                }
-                if (msg->err) {
-                        /* A topic that does not exist yet is reported until it
-                         * does; say so once per error. */
-                        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && msg->err != last_err)
-                                fprintf(stderr, "collect: %s\n", rd_kafka_message_errstr(msg));
-                        last_err = msg->err;
-                } else if (o->dead_letter_topic &&
-                           !strcmp(rd_kafka_topic_name(msg->rkt), o->dead_letter_topic)) {
-                        last_us = sl_now_us();
-                        rc = on_dead_letter(c, msg, codec);
-                } else {
-                        last_us = sl_now_us();
-                        rc = on_response(c, msg, codec);
-                }
-                rd_kafka_message_destroy(msg);
-                if (rc) {
-                        fprintf(stderr, "collect: out of memory\n");
-                        return -1;
-                }
-        }
-        return 0;
-}
-
 /* ---- report ---- */
 
 typedef struct summary_s {
@@ -665,7 +240,7 @@ static int summarise(const collect_t *c, summary_t *s)
         memset(s, 0, sizeof(*s));
         s->rate = -1;
         for (size_t i = 0; i < c->n; i++) {
-                const entry_t *e = &c->entries[i];
+                const collect_entry_t *e = &c->entries[i];
 
                 if (!e->error_code && e->has_label) {
                         s->labelled++;
@@ -798,7 +373,7 @@ static void print_text(FILE *fp, const collect_t *c, const summary_t *s, const c
                 fprintf(fp, "expected %lld: %s\n", (long long)o->expect,
                         (int64_t)c->n >= o->expect ? "reached" : "NOT reached");
         for (size_t i = 0; i < c->n && (int64_t)i < o->show; i++) {
-                const entry_t *e = &c->entries[i];
+                const collect_entry_t *e = &c->entries[i];
                 char b1[32], b2[32];
 
                 if (e->error_code) {
@@ -837,7 +412,7 @@ static int write_csv(const char *path, const collect_t *c)
                 return -1;
         }
         for (size_t i = 0; i < c->n; i++) {
-                const entry_t *e = &c->entries[i];
+                const collect_entry_t *e = &c->entries[i];
 
                 csv_field(fp, e->id);
                 if (e->predicted >= 0)
@@ -899,14 +474,14 @@ int sl_cmd_collect(int argc, char **argv)
                 fprintf(stderr, "collect: %s\n", errstr);
                 goto done;
         }
-        rk = consumer_new(&o, errstr, sizeof(errstr));
-        if (!rk || start_consuming(rk, &o, errstr, sizeof(errstr))) {
+        rk = sl_collect_consumer_new(&o, errstr, sizeof(errstr));
+        if (!rk || sl_collect_start(rk, &o, errstr, sizeof(errstr))) {
                 fprintf(stderr, "collect: %s\n", errstr);
                 goto done;
         }
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
-        if (consume(rk, &o, codec, &c) || summarise(&c, &s))
+        if (sl_collect_consume(rk, &o, codec, &stop_requested, &c) || summarise(&c, &s))
                 goto done;
         if (o.json)
                 print_json(stdout, &c, &s, &o);
@@ -924,7 +499,7 @@ done:
         }
         sl_codec_destroy(codec);
         sl_idx_names_free(names, n_names);
-        collect_cleanup(&c);
+        sl_collect_cleanup(&c);
         free(o.props);
         return ret;
 }
