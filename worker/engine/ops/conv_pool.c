@@ -132,14 +132,16 @@ static sl_err_t avg_pool(sl_opctx_t *c, const sl_tensor_t *x, const sl_geom_t *g
         int64_t top = g->pb[1] + pp[0], left = g->pb[2] + pp[1], h0, h1, w0, w1;
         float *p, *hs, *inv;
         span_t *rs, *cs;
-        size_t need = sizeof(float) * (size_t)(Hp * Wp + Hp * OW + OH * OW) +
-                      sizeof(span_t) * (size_t)(OH + OW);
+        /* The spans follow the floats, rounded up to their own alignment. */
+        size_t nf = (size_t)(Hp * Wp + Hp * OW + OH * OW);
+        size_t span_off = (sizeof(float) * nf + _Alignof(span_t) - 1) & ~(_Alignof(span_t) - 1);
+        size_t need = span_off + sizeof(span_t) * (size_t)(OH + OW);
 
         if (!(p = sl_op_scratch(c, need)))
                 return sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
         hs = p + Hp * Wp;
         inv = hs + Hp * OW;
-        rs = (span_t *)(inv + OH * OW);
+        rs = (span_t *)((char *)p + span_off);
         cs = rs + OH;
         for (int64_t oh = 0; oh < OH; oh++)
                 span(oh, H, pp[0], VH, g->pb[1], g->pe[1], g->k[1], g->s[1], g->d[1], &rs[oh]);
