@@ -7,16 +7,6 @@
 #include "cli.h"
 #include "engine/engine.h"
 
-/* Sub-commands are linked in as their files land; a missing one is not listed. */
-#pragma weak sl_cmd_worker
-#pragma weak sl_cmd_produce
-#pragma weak sl_cmd_collect
-#pragma weak sl_cmd_predict
-#pragma weak sl_cmd_inspect
-#pragma weak sl_cmd_conformance
-#pragma weak sl_cmd_config
-#pragma weak sl_cmd_bench
-
 static const struct {
         const char *name;
         int (*fn)(int argc, char **argv);
@@ -36,9 +26,9 @@ static void usage(FILE *fp)
 {
         fprintf(fp, "usage: sluice COMMAND [OPTIONS]\n\ncommands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                if (commands[i].fn)
-                        fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].help);
-        fprintf(fp, "\n`sluice COMMAND --help` for a command's options.\n");
+                fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].help);
+        fprintf(fp, "\n`sluice COMMAND --help` for a command's options; `sluice --version` for the "
+                    "version and the OpenBLAS core.\n");
 }
 
 /*
@@ -75,7 +65,7 @@ int main(int argc, char **argv)
                 return 0;
         }
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                if (commands[i].fn && !strcmp(argv[1], commands[i].name))
+                if (!strcmp(argv[1], commands[i].name))
                         return commands[i].fn(argc - 1, argv + 1);
         fprintf(stderr, "sluice: unknown command '%s'\n\n", argv[1]);
         usage(stderr);
