@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
 #include "collect.h"
 #include "idx.h"
@@ -52,19 +53,6 @@ static void usage(FILE *fp)
                 "      --json                    print the summary as one JSON line\n"
                 "  -X NAME=VALUE                 librdkafka consumer property (repeatable)\n"
                 "  -h, --help                    this help\n");
-}
-
-static int parse_nonneg(const char *opt, const char *s, int64_t max, int64_t *out)
-{
-        int64_t v;
-
-        if (sl_parse_i64(s, &v) || v < 0 || v > max) {
-                fprintf(stderr, "collect: %s: '%s' is not an integer in 0..%lld\n", opt, s,
-                        (long long)max);
-                return -1;
-        }
-        *out = v;
-        return 0;
 }
 
 /* Returns 0 on success, 1 after --help, 2 on a usage error (message printed). */
@@ -135,11 +123,12 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
                         o->assign = 1;
                         break;
                 case OPT_EXPECT:
-                        if (parse_nonneg("--expect", optarg, INT64_MAX, &o->expect))
+                        if (sl_cli_int("collect", "--expect", optarg, 0, INT64_MAX, &o->expect))
                                 return 2;
                         break;
                 case OPT_TIMEOUT:
-                        if (parse_nonneg("--timeout-ms", optarg, INT32_MAX, &o->timeout_ms))
+                        if (sl_cli_int("collect", "--timeout-ms", optarg, 0, INT32_MAX,
+                                       &o->timeout_ms))
                                 return 2;
                         break;
                 case OPT_FRAMING:
@@ -155,12 +144,13 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
                         }
                         break;
                 case OPT_SCHEMA_ID:
-                        if (parse_nonneg("--schema-id", optarg, INT32_MAX, &v))
+                        if (sl_cli_int("collect", "--schema-id", optarg, 0, INT32_MAX, &v))
                                 return 2;
                         o->schema_id = (int32_t)v;
                         break;
                 case OPT_DLQ_SCHEMA_ID:
-                        if (parse_nonneg("--dead-letter-schema-id", optarg, INT32_MAX, &v))
+                        if (sl_cli_int("collect", "--dead-letter-schema-id", optarg, 0, INT32_MAX,
+                                       &v))
                                 return 2;
                         o->dead_letter_schema_id = (int32_t)v;
                         break;
@@ -172,7 +162,7 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
                         o->labels_file_given = 1;
                         break;
                 case OPT_SHOW:
-                        if (parse_nonneg("--show", optarg, INT32_MAX, &o->show))
+                        if (sl_cli_int("collect", "--show", optarg, 0, INT32_MAX, &o->show))
                                 return 2;
                         break;
                 case OPT_OUT:

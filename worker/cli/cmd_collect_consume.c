@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "collect.h"
 
 #define COLLECT_ERRORS_SHOWN 5
@@ -249,21 +250,8 @@ rd_kafka_t *sl_collect_consumer_new(const collect_opts_t *o, char *errstr, size_
                 if (rd_kafka_conf_set(conf, defaults[i].name, defaults[i].value, errstr,
                                       errstr_size) != RD_KAFKA_CONF_OK)
                         goto done;
-        for (size_t i = 0; i < o->n_props; i++) {
-                char name[256];
-                const char *eq = strchr(o->props[i], '=');
-                size_t nl = (size_t)(eq - o->props[i]);
-
-                if (nl >= sizeof(name)) {
-                        sl_strfmt(errstr, errstr_size, "-X %s: property name too long",
-                                  o->props[i]);
-                        goto done;
-                }
-                memcpy(name, o->props[i], nl);
-                name[nl] = '\0';
-                if (rd_kafka_conf_set(conf, name, eq + 1, errstr, errstr_size) != RD_KAFKA_CONF_OK)
-                        goto done;
-        }
+        if (sl_cli_kafka_props(conf, o->props, o->n_props, errstr, errstr_size))
+                goto done;
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
         if (rk) {
                 conf = NULL; /* owned by rk */

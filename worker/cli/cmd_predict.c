@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "cli.h"
 #include "engine/engine.h"
 #include "idx.h"
@@ -49,19 +50,6 @@ static void usage(FILE *fp)
                 "      --show N           predictions to print (default 5)\n"
                 "  -h, --help             this help\n",
                 SL_IDX_DEFAULT_IMAGES, SL_IDX_DEFAULT_LABELS);
-}
-
-static int parse_pos(const char *opt, const char *s, int64_t min, int64_t *out)
-{
-        int64_t v;
-
-        if (sl_parse_i64(s, &v) || v < min || v > INT32_MAX) {
-                fprintf(stderr, "predict: %s: '%s' is not an integer in %lld..%d\n", opt, s,
-                        (long long)min, INT32_MAX);
-                return -1;
-        }
-        *out = v;
-        return 0;
 }
 
 /* Returns 0 on success, 1 after --help, 2 on a usage error (message printed). */
@@ -120,11 +108,12 @@ static int parse_args(int argc, char **argv, predict_opts_t *o)
                         o->labels = optarg;
                         break;
                 case 'n':
-                        if (parse_pos("--count", optarg, 1, &o->count))
+                        if (sl_cli_int("predict", "--count", optarg, 1, INT32_MAX, &o->count))
                                 return 2;
                         break;
                 case OPT_BATCH:
-                        if (parse_pos("--batch-size", optarg, 1, &o->batch_size))
+                        if (sl_cli_int("predict", "--batch-size", optarg, 1, INT32_MAX,
+                                       &o->batch_size))
                                 return 2;
                         break;
                 case OPT_OUT:
@@ -134,7 +123,7 @@ static int parse_args(int argc, char **argv, predict_opts_t *o)
                         o->id_prefix = optarg;
                         break;
                 case OPT_SHOW:
-                        if (parse_pos("--show", optarg, 0, &o->show))
+                        if (sl_cli_int("predict", "--show", optarg, 0, INT32_MAX, &o->show))
                                 return 2;
                         break;
                 case 'h':

@@ -10,6 +10,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "args.h"
 #include "cli.h"
 #include "codec/codec.h"
 #include "idx.h"
@@ -246,21 +247,8 @@ static rd_kafka_t *producer_new(const produce_opts_t *o, produce_stats_t *stats,
         if (rd_kafka_conf_set(conf, "bootstrap.servers", o->bootstrap_servers, errstr,
                               errstr_size) != RD_KAFKA_CONF_OK)
                 goto done;
-        for (size_t i = 0; i < o->n_props; i++) {
-                char name[256];
-                const char *eq = strchr(o->props[i], '=');
-                size_t nl = (size_t)(eq - o->props[i]);
-
-                if (nl >= sizeof(name)) {
-                        sl_strfmt(errstr, errstr_size, "-X %s: property name too long",
-                                  o->props[i]);
-                        goto done;
-                }
-                memcpy(name, o->props[i], nl);
-                name[nl] = '\0';
-                if (rd_kafka_conf_set(conf, name, eq + 1, errstr, errstr_size) != RD_KAFKA_CONF_OK)
-                        goto done;
-        }
+        if (sl_cli_kafka_props(conf, o->props, o->n_props, errstr, errstr_size))
+                goto done;
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
         rd_kafka_conf_set_opaque(conf, stats);
         rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
