@@ -163,6 +163,17 @@ sl_err_t sl_worker_run(sl_worker_t *w)
         int64_t interval_us = (int64_t)w->conf->metrics_interval_ms * 1000, drain_end;
         sl_err_t err;
 
+        /* Announce the worker with a first (empty) metrics record and wait for it: the
+         * producer then has its connections and idempotence PID before the first
+         * request, instead of holding the first responses while it gets them. */
+        w->window_start_ms = sl_wall_ms();
+        if (!w->eos) {
+                sl_stream_metrics_publish(w);
+                if (rd_kafka_flush(w->producer, 10000))
+                        SL_LOG(SL_LOG_WARNING, "WORKER",
+                               "first metrics record not acknowledged within 10 s: serving "
+                               "anyway");
+        }
         if ((err = subscribe(w)))
                 return err;
         w->window_start_ms = sl_wall_ms();
