@@ -342,48 +342,52 @@ sl_err_t sl_eval_join_put_label(sl_eval_join_t *j, const char *id, const sl_eval
         return SL_OK;
 }
 
-int sl_eval_join_take_prediction(sl_eval_join_t *j, const char *id, sl_eval_pred_t *out)
+/* The entry of \p kind for \p id, or NULL; the caller copies it, then take_done(). */
+static entry_t *take_find(sl_eval_join_t *j, const char *id, int kind, size_t *slotp)
 {
         size_t len = id ? strnlen(id, SL_EVAL_JOIN_ID_MAX + 1) : 0;
-        size_t s;
-        uint32_t idx;
-        entry_t *en;
 
         if (!len || len > SL_EVAL_JOIN_ID_MAX)
+                return NULL;
+        if ((*slotp = find(j, XXH3_64bits(id, len), id, len, kind, NULL, 1)) == NONE)
+                return NULL;
+        return &j->e[j->table[*slotp] - 1];
+}
+
+static void take_done(sl_eval_join_t *j, size_t slot)
+{
+        entry_remove(j, j->table[slot] - 1, slot);
+        j->st.joined++;
+}
+
+int sl_eval_join_take_prediction(sl_eval_join_t *j, const char *id, sl_eval_pred_t *out)
+{
+        size_t s;
+        entry_t *en = take_find(j, id, PRED, &s);
+
+        if (!en)
                 return 0;
-        if ((s = find(j, XXH3_64bits(id, len), id, len, PRED, NULL, 1)) == NONE)
-                return 0;
-        idx = j->table[s] - 1;
-        en = &j->e[idx];
         out->model = en->model;
         out->predicted = en->cls;
         out->value = en->value;
         out->probs = en->probs;
         out->n_probs = en->n_probs;
         out->time_ms = en->time_ms;
-        entry_remove(j, idx, s);
-        j->st.joined++;
+        take_done(j, s);
         return 1;
 }
 
 int sl_eval_join_take_label(sl_eval_join_t *j, const char *id, sl_eval_label_t *out)
 {
-        size_t len = id ? strnlen(id, SL_EVAL_JOIN_ID_MAX + 1) : 0;
         size_t s;
-        uint32_t idx;
-        entry_t *en;
+        entry_t *en = take_find(j, id, LABEL, &s);
 
-        if (!len || len > SL_EVAL_JOIN_ID_MAX)
+        if (!en)
                 return 0;
-        if ((s = find(j, XXH3_64bits(id, len), id, len, LABEL, NULL, 1)) == NONE)
-                return 0;
-        idx = j->table[s] - 1;
-        en = &j->e[idx];
         out->label = en->cls;
         out->value = en->value;
         out->time_ms = en->time_ms;
-        entry_remove(j, idx, s);
-        j->st.joined++;
+        take_done(j, s);
         return 1;
 }
 
