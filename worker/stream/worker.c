@@ -176,7 +176,6 @@ sl_err_t sl_worker_run(sl_worker_t *w)
         }
         if ((err = subscribe(w)))
                 return err;
-        w->window_start_ms = sl_wall_ms();
         w->next_reload_us = sl_now_us() + (int64_t)w->conf->reload_interval_ms * 1000;
         w->next_metrics_us = sl_now_us() + interval_us;
         SL_LOG(SL_LOG_NOTICE, "WORKER", "serving: worker_id=%s max_batch=%d max_wait_ms=%d",
