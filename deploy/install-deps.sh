@@ -22,7 +22,7 @@ venv=${SLUICE_VENV:-$repo/.venv}
 apt_packages=(
   build-essential cmake pkg-config
   librdkafka-dev libavro-dev libopenblas-dev libopenblas0-serial libconfig-dev
-  libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libmicrohttpd-dev
+  libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libmicrohttpd-dev libjansson-dev
   libonnx-dev libonnx-testdata dataset-fashion-mnist
   python3-torch python3-numpy python3-venv python3-pip
   libcmocka-dev clang clang-format libclang-rt-14-dev libxxhash-dev

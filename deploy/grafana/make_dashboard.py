@@ -161,7 +161,7 @@ timeseries("Rebalances", "Consumer-group rebalances seen by each worker (per 5 m
            [(f"sum by (instance) (increase(sluice_rebalances_total{{{INST}}}[5m]))", "{{instance}}")])
 timeseries("Offset commits / s", "Offset commits per second.", 8, 58, 8, 8, "ops",
            [(f"sum by (instance) (rate(sluice_commits_total{{{INST}}}[{RI}]))", "{{instance}}")])
-timeseries("Produce retries / s", "Outputs produced again after a failed delivery.", 16, 58, 8, 8, "ops",
+timeseries("Produce retries / s", "Produce requests the producer retried (librdkafka txretries).", 16, 58, 8, 8, "ops",
            [(f"sum by (instance) (rate(sluice_produce_retries_total{{{INST}}}[{RI}]))", "{{instance}}")])
 
 

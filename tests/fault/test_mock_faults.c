@@ -3,15 +3,19 @@
  * worker (sl_worker_new / sl_worker_run in a thread / sl_worker_stop):
  *
  *  a) produce errors: retriable errors on Produce (NOT_LEADER_FOR_PARTITION a.k.a.
- * NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS), a partition leader moving while
- * the worker publishes, and a slow broker making responses time out in the worker's producer
- * (message.timeout.ms), which the worker must produce again: every request still answered. b)
- * commit errors on OffsetCommit (the periodic and the shutdown commit): nothing lost after a
- * restart (a failed commit may only cause duplicates). c) the group coordinator moving to another
- * broker, and a broker going down and up, while streaming: every request answered by the same
- * worker, no restart. d) responses that time out in the worker's producer and are produced again
- * keep the per-partition order of their requests (README "Ordering"; fails with the worker of
- *     2026-11-29: sl_stream_dr_cb appends them after later responses).
+ *     NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS), a partition leader moving
+ *     while the worker publishes, and a slow broker (acknowledgements later than
+ *     request.timeout.ms): every request answered, in partition order, nothing produced again
+ *     out of turn.
+ *  b) commit errors on OffsetCommit (the periodic and the shutdown commit): nothing lost after
+ *     a restart (a failed commit may only cause duplicates).
+ *  c) the group coordinator moving to another broker, and a broker going down and up, while
+ *     streaming: every request answered by the same worker, no restart.
+ *  d) ordering (README "Ordering"): a delivery timeout or a producer without idempotence is
+ *     refused at start (it could write a response after later ones of its partition); with
+ *     acknowledgements 3 s late every response keeps its request's partition order.
+ *  e) a delivery that fails for good (a non-retriable Produce error) stops the worker with the
+ *     message uncommitted; the restarted worker answers it: nothing lost.
  *
  * Each case produces requests with the codec's encoder to the mock cluster, then reads the
  * responses topic from the beginning and checks that every request id has a response (the
@@ -176,7 +180,8 @@ static char *worker_stop(run_t *r, sl_err_t *resultp)
         dup2(r->saved_stderr, 2);
         close(r->saved_stderr);
         log = read_text(r->log);
-        unlink(r->log);
+        if (!getenv("SL_FAULT_KEEP_LOGS")) /* =1 keeps /tmp/sl_mock_<pid>_<case>.log */
+                unlink(r->log);
         *resultp = r->result;
         return log;
 }
@@ -189,6 +194,19 @@ static void print_tail(const char *log, size_t bytes)
 }
 
 /* ---- requests and responses ---- */
+
+static int undelivered_requests; /* requests the test's producer failed to deliver */
+
+static void request_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        (void)rk;
+        (void)opaque;
+        if (m->err) {
+                undelivered_requests++;
+                printf("request %.*s not delivered: %s\n", (int)m->key_len, (const char *)m->key,
+                       rd_kafka_err2str(m->err));
+        }
+}
 
 static rd_kafka_t *client_new(rd_kafka_type_t type, const char *group)
 {
@@ -203,6 +221,7 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, const char *group)
         } else {
                 rd_kafka_conf_set(kc, "linger.ms", "5", NULL, 0);
                 rd_kafka_conf_set(kc, "enable.idempotence", "true", NULL, 0);
+                rd_kafka_conf_set_dr_msg_cb(kc, request_dr_cb);
         }
         rd_kafka_conf_set(kc, "log_level", "2", NULL, 0); /* the mock is chatty */
         rk = rd_kafka_new(type, kc, errstr, sizeof(errstr));
@@ -251,6 +270,7 @@ static void produce_requests(const char *topic, int from, int to)
         }
         assert_int_equal(rd_kafka_flush(rk, 60000), 0);
         rd_kafka_destroy(rk);
+        assert_int_equal(undelivered_requests, 0); /* else the test, not the worker, lost them */
 }
 
 typedef struct tally_s {
@@ -339,12 +359,34 @@ static int64_t committed_sum(const char *topic, const char *group)
         return sum;
 }
 
+/* Messages in the topic's 4 partitions (sum of high watermarks), -1 on error. */
+static int64_t topic_size(const char *topic)
+{
+        rd_kafka_t *rk = client_new(RD_KAFKA_CONSUMER, "size");
+        int64_t sum = 0, lo, hi;
+        for (int p = 0; p < 4 && sum >= 0; p++)
+                if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000))
+                        sum = -1;
+                else
+                        sum += hi - lo;
+        rd_kafka_destroy(rk);
+        return sum;
+}
+
 static void tally_check(const char *name, tally_t *t)
 {
-        int first_missing = -1;
-        for (int i = 0; i < t->n && first_missing < 0; i++)
-                if (!t->seen[i])
-                        first_missing = i;
+        int first_missing = -1, shown = 0;
+        for (int i = 0; i < t->n; i++)
+                if (!t->seen[i]) {
+                        if (first_missing < 0) {
+                                first_missing = i;
+                                printf("[%s] no response:", name);
+                        }
+                        if (shown++ < 40)
+                                printf(" req-%d", i);
+                }
+        if (first_missing >= 0)
+                printf("\n");
         printf("[%s] %d unique of %d, %d duplicates, %d error responses, %d undecodable, "
                "%d first responses out of request order\n",
                name, t->unique, t->n, t->duplicates, t->errors, t->foreign, t->out_of_order);
@@ -379,8 +421,8 @@ static void wait_assigned(run_t *r)
 
 /* ---- cases ---- */
 
-/* a) Produce errors: retriable errors, a leader change, and responses timing out in the
- *    worker's producer (produced again by the worker's delivery report callback). */
+/* a) Produce errors: retriable errors, a leader change, and acknowledgements later than
+ *    request.timeout.ms, all retried by the idempotent producer in order. */
 static void test_produce_errors(void **state)
 {
         topics_t t;
@@ -401,30 +443,38 @@ static void test_produce_errors(void **state)
             RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
             RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
             RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
-        /* message.timeout.ms short so that slow acknowledgements fail deliveries. */
-        worker_start(&r, &t, "message_timeout_ms = 1500; request_timeout_ms = 1000;", "produce");
+        /* request.timeout.ms short so that slow acknowledgements time requests out. */
+        worker_start(&r, &t,
+                     getenv("SL_FAULT_KAFKA_DEBUG") ? getenv("SL_FAULT_KAFKA_DEBUG")
+                                                    : "request_timeout_ms = 1000;",
+                     "produce");
         wait_assigned(&r);
         sleep_ms(1500);
         /* Responses partitions change leader while the worker publishes. */
         for (int p = 0; p < 4; p++)
                 rd_kafka_mock_partition_set_leader(mcluster, t.responses, p, 1 + (p + 1) % 3);
         produce_requests(t.requests, n / 3, 2 * n / 3);
-        /* Each broker answers its next Produce requests late (3 s > message.timeout.ms):
-         * those deliveries fail with a timeout and the worker produces them again. */
+        /* Each broker answers its next Produce requests late (3 s > request.timeout.ms):
+         * the producer times those requests out and sends them again. */
         for (int b = 1; b <= N_BROKERS; b++)
                 rd_kafka_mock_broker_push_request_error_rtts(mcluster, b, API_PRODUCE, 2, 0, 3000,
                                                              0, 3000);
         produce_requests(t.requests, 2 * n / 3, n);
         read_responses(t.responses, n, 90000, &tally);
         log = worker_stop(&r, &res);
-        printf("[produce errors] worker: 'producing again' x%zu, KAFKA warnings x%zu, "
-               "result %s\n",
-               count_of(log, "producing again"), count_of(log, "fac=KAFKA"), sl_err_name(res));
+        printf("[produce errors] worker: KAFKA warnings x%zu, result %s; requests topic "
+               "holds %lld, responses topic %lld, committed %lld\n",
+               count_of(log, "fac=KAFKA"), sl_err_name(res), (long long)topic_size(t.requests),
+               (long long)topic_size(t.responses), (long long)committed_sum(t.requests, t.group));
         if (tally.unique != n || res != SL_OK)
                 print_tail(log, 4000);
         free(log);
-        tally_check("produce errors", &tally);
-        assert_int_equal(res, SL_OK);
+        {
+                int out_of_order = tally.out_of_order;
+                tally_check("produce errors", &tally);
+                assert_int_equal(res, SL_OK);
+                assert_int_equal(out_of_order, 0);
+        }
         n_passed++;
 }
 
@@ -540,25 +590,45 @@ static void test_coordinator_change(void **state)
         n_passed++;
 }
 
-/* d) Per-partition order of responses when deliveries time out (the worker produces the
- *    failed ones again). Requests of a partition are answered in order (README, "Ordering");
- *    a response produced again after later ones were acknowledged breaks that order. The
- *    worker may also stop on such a failure and be restarted (then it serves again from the
- *    committed offsets): restarts are allowed, reordering is not. */
-static void test_order_kept_when_deliveries_time_out(void **state)
+/* A config the worker refuses: sl_worker_new fails naming the file, line and property. */
+static void expect_refused(const topics_t *t, const char *kafka_extra, const char *what)
+{
+        char path[256], errstr[1024];
+        sl_conf_t conf;
+        sl_worker_t *w = NULL;
+
+        snprintf(path, sizeof(path), "/tmp/sl_mock_%d_refused.cfg", (int)getpid());
+        write_conf(path, t, kafka_extra);
+        assert_int_equal(sl_conf_load(&conf, path, errstr, sizeof(errstr)), SL_OK);
+        assert_int_not_equal(sl_worker_new(&conf, repo, codec, &w, errstr, sizeof(errstr)), SL_OK);
+        assert_null(w);
+        printf("[ordering] refused: %s\n", errstr);
+        if (!strstr(errstr, what) || !strstr(errstr, path) || !strstr(errstr, "order"))
+                fail_msg("expected an error naming %s in %s, got: %s", what, path, errstr);
+        sl_conf_cleanup(&conf);
+        unlink(path);
+}
+
+/* d) Per-partition order of responses (README "Ordering"). A delivery that times out leaves
+ *    a gap that later responses of its partition fill first, so a finite delivery timeout
+ *    (or a producer without idempotence, whose retries may reorder) is refused at start.
+ *    Acknowledgements later than request.timeout.ms are then retried by the producer in
+ *    order: every response keeps its request's partition order, and the worker never stops. */
+static void test_order_kept_when_acks_are_late(void **state)
 {
         topics_t t;
         run_t r;
         tally_t tally;
         sl_err_t res = SL_OK;
         char *log;
-        size_t retried = 0;
-        int restarts = 0;
         const int n = 2000;
         (void)state;
 
         make_topics(&t);
-        worker_start(&r, &t, "message_timeout_ms = 1500; request_timeout_ms = 1000;", "order");
+        expect_refused(&t, "message_timeout_ms = 1500;", "message.timeout.ms = 1500");
+        expect_refused(&t, "delivery_timeout_ms = 30000;", "delivery.timeout.ms = 30000");
+        expect_refused(&t, "enable_idempotence = false;", "enable.idempotence = false");
+        worker_start(&r, &t, "request_timeout_ms = 1000;", "order");
         wait_assigned(&r);
         produce_requests(t.requests, 0, n / 2);
         sleep_ms(1000);
@@ -567,36 +637,68 @@ static void test_order_kept_when_deliveries_time_out(void **state)
                 rd_kafka_mock_broker_push_request_error_rtts(mcluster, b, API_PRODUCE, 2, 0, 3000,
                                                              0, 3000);
         produce_requests(t.requests, n / 2, n);
-        /* Until the backlog is answered; a worker that stops by itself is started again. */
-        for (int i = 0; i < 100; i++) {
-                sleep_ms(100);
-                if (r.done && restarts < 5) {
-                        log = worker_stop(&r, &res);
-                        retried += count_of(log, "producing again");
-                        free(log);
-                        restarts++;
-                        worker_start(&r, &t,
-                                     "message_timeout_ms = 1500; "
-                                     "request_timeout_ms = 1000;",
-                                     "order");
-                }
-        }
         read_responses(t.responses, n, 60000, &tally);
+        assert_false(r.done); /* it never stopped by itself */
         log = worker_stop(&r, &res);
-        retried += count_of(log, "producing again");
-        printf("[ordering] worker: 'producing again' x%zu, restarts %d, result %s\n", retried,
-               restarts, sl_err_name(res));
+        printf("[ordering] worker: KAFKA warnings x%zu, result %s\n", count_of(log, "fac=KAFKA"),
+               sl_err_name(res));
         free(log);
         {
                 int out_of_order = tally.out_of_order;
                 tally_check("ordering", &tally);
+                assert_int_equal(res, SL_OK);
                 if (out_of_order)
                         fail_msg("%d responses published out of their requests' partition order "
-                                 "after delivery timeouts (worker/stream/track.c "
-                                 "sl_stream_dr_cb produces a failed delivery again at the tail "
-                                 "of the queue)",
+                                 "after late acknowledgements",
                                  out_of_order);
         }
+        n_passed++;
+}
+
+/* e) A Produce error librdkafka does not retry (TOPIC_AUTHORIZATION_FAILED): the worker stops
+ *    with the failed response's request uncommitted; a restarted worker answers it. */
+static void test_delivery_failed_for_good(void **state)
+{
+        topics_t t;
+        run_t r;
+        tally_t tally;
+        sl_err_t res1, res2;
+        char *log1, *log2;
+        const int n = 1000;
+        (void)state;
+
+        make_topics(&t);
+        produce_requests(t.requests, 0, n);
+        /* The responses partitions live on broker 2, the metrics topic on broker 1: the
+         * worker's next Produce requests to broker 2 (responses only) fail. */
+        for (int p = 0; p < 4; p++)
+                rd_kafka_mock_partition_set_leader(mcluster, t.responses, p, 2);
+        rd_kafka_mock_partition_set_leader(mcluster, t.metrics, 0, 1);
+        rd_kafka_mock_broker_push_request_error_rtts(
+            mcluster, 2, API_PRODUCE, 3, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0,
+            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0,
+            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0);
+        worker_start(&r, &t, NULL, "forgood1");
+        for (int i = 0; i < 200 && !r.done; i++)
+                sleep_ms(100);
+        assert_true(r.done); /* stopped by itself */
+        log1 = worker_stop(&r, &res1);
+        worker_start(&r, &t, NULL, "forgood2");
+        read_responses(t.responses, n, 60000, &tally);
+        log2 = worker_stop(&r, &res2);
+        printf("[failed for good] first worker: 'failed for good' x%zu, result %s; restarted: "
+               "result %s\n",
+               count_of(log1, "failed for good"), sl_err_name(res1), sl_err_name(res2));
+        if (tally.unique != n || res1 != SL_ERR_KAFKA || res2 != SL_OK) {
+                print_tail(log1, 3000);
+                print_tail(log2, 3000);
+        }
+        assert_true(count_of(log1, "failed for good") >= 1);
+        free(log1);
+        free(log2);
+        tally_check("failed for good + restart", &tally);
+        assert_int_equal(res1, SL_ERR_KAFKA);
+        assert_int_equal(res2, SL_OK);
         n_passed++;
 }
 
@@ -635,7 +737,7 @@ static int setup(void **state)
                 fprintf(stderr, "repo: %s\n", errstr);
                 return -1;
         }
-        sl_log_set_level_name("info");
+        sl_log_set_level_name(getenv("SL_LOG_LEVEL") ? getenv("SL_LOG_LEVEL") : "info");
         return 0;
 }
 
@@ -655,10 +757,17 @@ int main(void)
             cmocka_unit_test(test_produce_errors),
             cmocka_unit_test(test_commit_errors),
             cmocka_unit_test(test_coordinator_change),
-            cmocka_unit_test(test_order_kept_when_deliveries_time_out),
+            cmocka_unit_test(test_order_kept_when_acks_are_late),
+            cmocka_unit_test(test_delivery_failed_for_good),
         };
         int n = (int)(sizeof(tests) / sizeof(*tests));
-        int failed = cmocka_run_group_tests_name("fault_mock_cluster", tests, setup, teardown);
+        int failed;
+        /* SL_FAULT_ONLY=test_name (a glob) runs one case. */
+        if (getenv("SL_FAULT_ONLY")) {
+                cmocka_set_test_filter(getenv("SL_FAULT_ONLY"));
+                n = 1;
+        }
+        failed = cmocka_run_group_tests_name("fault_mock_cluster", tests, setup, teardown);
         printf("%d passed, %d failed\n", n_passed, n - n_passed);
         return failed || n_passed != n ? 1 : 0;
 }

@@ -77,7 +77,7 @@ static const plain_t plains[] = {
     {SL_OBS_COUNTER, "sluice_commits_total", "Offset commits that succeeded."},
     {SL_OBS_COUNTER, "sluice_rebalances_total", "Consumer group rebalances (assign or revoke)."},
     {SL_OBS_COUNTER, "sluice_produce_retries_total",
-     "Outputs produced again after a failed delivery."},
+     "Produce requests the producer retried (librdkafka statistics txretries)."},
     {SL_OBS_GAUGE, "sluice_partitions_paused", "Assigned partitions paused for backpressure."},
     {SL_OBS_GAUGE, "sluice_in_flight_messages",
      "Messages consumed whose outputs are not yet acknowledged."},

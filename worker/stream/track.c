@@ -152,9 +152,14 @@ sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, s
 }
 
 /*
- * Delivery report (producer's poll, worker thread). A failed delivery is
- * produced again with the same key, value and headers: the message it
- * answers stays in flight, so its offset is never stored before it lands.
+ * Delivery report (producer's poll, worker thread). Deliveries never time
+ * out (message.timeout.ms = 0, kconf.c) and the idempotent producer retries
+ * retriable errors in order, so a failed delivery is one librdkafka will not
+ * retry (authorization, a record the broker refuses, a fatal producer error).
+ * Producing it again at the tail would write it after later responses of its
+ * partition, so the worker stops instead: the message it answers stays in
+ * flight, its offset is never stored, and a restarted worker serves it again
+ * from the committed offset.
  */
 void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
@@ -173,24 +178,18 @@ void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque
                 return;
         }
         if (msg->err) {
-                rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
-                void *value = malloc(msg->len ? msg->len : 1);
-                w->produce_retries++;
-                sl_obs_counter_inc(w->obs->produce_retries);
-                SL_LOG(SL_LOG_WARNING, "PRODUCE", "delivery to %s failed (%s): producing again",
-                       rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
-                if (!rd_kafka_message_headers(msg, &hdrs))
-                        copy = rd_kafka_headers_copy(hdrs);
-                if (!value) {
-                        w->fatal = 1;
-                        w->stop = 1;
-                        return;
-                }
-                memcpy(value, msg->payload, msg->len);
-                if (inf)
-                        inf->pending--; /* sl_stream_produce counts it again */
-                sl_stream_produce(w, rd_kafka_topic_name(msg->rkt), msg->key, msg->key_len, value,
-                                  msg->len, copy, inf);
+                w->delivery_failures++;
+                if (!inf)
+                        return; /* a metrics record answers no message: nothing owed */
+                if (!w->fatal)  /* the first one; the others share its cause */
+                        SL_LOG(SL_LOG_ERR, "PRODUCE",
+                               "delivery to %s[%d] failed for good (%s): stopping; offset %lld of "
+                               "%s[%d] stays uncommitted and is served again after a restart",
+                               rd_kafka_topic_name(msg->rkt), (int)msg->partition,
+                               rd_kafka_err2str(msg->err), (long long)inf->offset, inf->part->topic,
+                               (int)inf->part->partition);
+                w->fatal = 1;
+                w->stop = 1;
                 return;
         }
         if (!inf)
