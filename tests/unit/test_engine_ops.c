@@ -527,6 +527,76 @@ static void test_cast_from_string(void **state)
         b_reset();
 }
 
+/* Cast and CastLike to bfloat16 truncate (ONNX 1.12's reference data), NaN
+ * kept a NaN; CastLike's target_type is not held to its declared dims. */
+static void test_cast_bfloat16_truncates(void **state)
+{
+        builder_t b;
+        static const int64_t d[] = {6}, dl[] = {3, 4};
+        static const uint32_t xbits[] = {0x3f51b0e2u, 0x7f800001u, 0xff800001u,
+                                         0xbf80ffffu, 0x7f800000u, 0x00010001u};
+        static const uint16_t want_x[] = {0x3f51, 0x7fc0, 0xffc0, 0xbf80, 0x7f80, 0x0001};
+        static const double v[] = {1e39, -1e39, 0.99999999999, NAN, 0x1p-140, -3.0};
+        static const uint16_t want_v[] = {0x7f7f, 0xff7f, 0x3f7f, 0x7fc0, 0x0000, 0xc040};
+        static const int64_t iv[] = {257, 511, -511, INT64_MAX - 1, 0, 1};
+        static const uint16_t want_i[] = {0x4380, 0x43ff, 0xc3ff, 0x5eff, 0x0000, 0x3f80};
+        static const uint16_t like[] = {0x3f80};
+        float x[6];
+        sl_model_t *m;
+        sl_session_t *s = NULL;
+        sl_tensor_t in[4] = {{0}}, out[4];
+        char err[512] = "";
+        (void)state;
+
+        memcpy(x, xbits, sizeof(x));
+        b_init(&b, 15);
+        b_input(&b, "x", 1, d);
+        b.inputs[b.graph.n_input++] = b_value("v", SL_DT_DOUBLE, 1, d);
+        b.inputs[b.graph.n_input++] = b_value("iv", SL_DT_INT64, 1, d);
+        b.inputs[b.graph.n_input++] = b_value("like", SL_DT_BFLOAT16, 2, dl);
+        attr_i(b_node(&b, "Cast", "c1", "x", "y"), "to", SL_DT_BFLOAT16);
+        b_node(&b, "CastLike", "c2", "x,like", "z");
+        attr_i(b_node(&b, "Cast", "c3", "v", "w"), "to", SL_DT_BFLOAT16);
+        b_node(&b, "CastLike", "c4", "iv,like", "u");
+        b.outputs[b.graph.n_output++] = b_value("y", SL_DT_BFLOAT16, 1, d);
+        b.outputs[b.graph.n_output++] = b_value("z", SL_DT_BFLOAT16, 1, d);
+        b.outputs[b.graph.n_output++] = b_value("w", SL_DT_BFLOAT16, 1, d);
+        b.outputs[b.graph.n_output++] = b_value("u", SL_DT_BFLOAT16, 1, d);
+        m = b_load(&b);
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        in[0] = (sl_tensor_t){
+            .dtype = SL_DT_FLOAT, .ndim = 1, .dims = {6}, .data = x, .nbytes = sizeof(x)};
+        in[1] = (sl_tensor_t){
+            .dtype = SL_DT_DOUBLE, .ndim = 1, .dims = {6}, .data = (void *)v, .nbytes = sizeof(v)};
+        in[2] = (sl_tensor_t){
+            .dtype = SL_DT_INT64, .ndim = 1, .dims = {6}, .data = (void *)iv, .nbytes = sizeof(iv)};
+        /* declared [3,4], given [1]: only its element type is read */
+        in[3] = (sl_tensor_t){.dtype = SL_DT_BFLOAT16,
+                              .ndim = 1,
+                              .dims = {1},
+                              .data = (void *)like,
+                              .nbytes = sizeof(like)};
+        if (sl_session_run(s, in, 4, out, 4, err, sizeof(err)))
+                fail_msg("run failed: %s", err);
+        for (int i = 0; i < 6; i++) {
+                uint16_t y = ((const uint16_t *)out[0].data)[i];
+                uint16_t z = ((const uint16_t *)out[1].data)[i];
+                uint16_t w = ((const uint16_t *)out[2].data)[i];
+                uint16_t u = ((const uint16_t *)out[3].data)[i];
+                if (y != want_x[i] || z != want_x[i] || w != want_v[i] || u != want_i[i])
+                        fail_msg("element %d: Cast 0x%04x, CastLike 0x%04x (want 0x%04x); "
+                                 "double 0x%04x (want 0x%04x); int64 0x%04x (want 0x%04x)",
+                                 i, y, z, want_x[i], w, want_v[i], u, want_i[i]);
+        }
+        /* an input read for its values is still held to its declared dims */
+        in[0].dims[0] = 3;
+        in[0].nbytes = 3 * sizeof(float);
+        assert_int_equal(sl_session_run(s, in, 4, out, 4, err, sizeof(err)), SL_ERR_SHAPE);
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+        b_reset();
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -545,6 +615,7 @@ int main(void)
             cmocka_unit_test(test_float16_bfloat16_rounding),
             cmocka_unit_test(test_cast_string_float16),
             cmocka_unit_test(test_cast_from_string),
+            cmocka_unit_test(test_cast_bfloat16_truncates),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,26 @@
 /*
  * Cast and CastLike between every element type the engine stores: the
- * numeric types, float16 and bfloat16 (rounded once, to nearest even;
- * tensor.c) and string (parsed and printed as the spec's Cast section says).
+ * numeric types, float16 (rounded once, to nearest even; tensor.c), bfloat16
+ * (see below) and string (parsed and printed as the spec's Cast section says).
+ *
+ * Numbers to bfloat16 truncate: the result is the bfloat16 nearest to the
+ * value towards zero, i.e. from float32 the upper 16 bits of its encoding.
+ * Cast-13 does not say how to round to bfloat16 (onnx/onnx issue #3876); the
+ * reference data of ONNX 1.12 (onnx/backend/test/case/node/cast.py and
+ * castlike.py, test_cast[like]_FLOAT_to_BFLOAT16) takes the upper 16 bits,
+ * so we do too. A NaN stays a NaN: one whose upper mantissa bits are all
+ * zero would truncate to infinity, so every NaN gets the quiet bit (0x0040),
+ * keeping its sign and upper payload bits. A finite double beyond the
+ * bfloat16 range becomes the largest finite bfloat16 of its sign, as
+ * truncation does. Strings to bfloat16 are parsed and rounded to nearest (as
+ * strtof reads a float), so that bfloat16 -> string -> bfloat16 gives back
+ * the value. Arithmetic producing bfloat16 elsewhere keeps tensor.c's one
+ * rounding to nearest even: that is the IEEE result of the operation, and
+ * only Cast's reference data asks for truncation.
  * @sa ONNX docs/Operators.md, "Cast" (opsets 1, 6, 9, 13) and "CastLike" (15).
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +197,67 @@ static void cast_from_string(const sl_tensor_t *x, sl_tensor_t *y, int64_t n)
         }
 }
 
+/* bfloat16 from float32 bits by truncation, NaN kept a (quiet) NaN. */
+static uint16_t bfloat16_truncate_bits(uint32_t bits)
+{
+        if ((bits & 0x7fffffffu) > 0x7f800000u)
+                return (uint16_t)((bits >> 16) | 0x7fc0u);
+        return (uint16_t)(bits >> 16);
+}
+
+/* bfloat16 from a double by truncation: float32 towards zero first, then
+ * its upper bits (truncating twice truncates once). */
+static uint16_t bfloat16_truncate(double v)
+{
+        float f;
+        uint32_t bits;
+        if (isfinite(v) && fabs(v) > FLT_MAX) {
+                f = v > 0 ? FLT_MAX : -FLT_MAX;
+        } else {
+                f = (float)v;
+                if (!isnan(v) && fabs((double)f) > fabs(v))
+                        f = nextafterf(f, 0.0f); /* it rounded away from zero */
+        }
+        memcpy(&bits, &f, sizeof(bits));
+        return bfloat16_truncate_bits(bits);
+}
+
+/* bfloat16 from an integer of magnitude \p a: its 8 leading significant bits
+ * are the result, exact in a double (converting first could round up). */
+static uint16_t bfloat16_truncate_int(uint64_t a, bool negative)
+{
+        int top = 63;
+        double v;
+        while (top > 7 && !(a >> top))
+                top--;
+        if (top > 7)
+                a &= ~((UINT64_C(1) << (top - 7)) - 1);
+        v = (double)a;
+        return bfloat16_truncate(negative ? -v : v);
+}
+
+static void cast_to_bfloat16(const sl_tensor_t *x, sl_tensor_t *y, int64_t n)
+{
+        uint16_t *dst = y->data;
+        if (x->dtype == SL_DT_FLOAT) {
+                const uint32_t *src = x->data; /* bits: no FPU, so DAZ spares subnormals */
+                for (int64_t i = 0; i < n; i++)
+                        dst[i] = bfloat16_truncate_bits(src[i]);
+        } else if (sl_dtype_is_float(x->dtype)) {
+                for (int64_t i = 0; i < n; i++)
+                        dst[i] = bfloat16_truncate(sl_tensor_get_f64(x, i));
+        } else if (x->dtype == SL_DT_UINT64) {
+                for (int64_t i = 0; i < n; i++)
+                        dst[i] = bfloat16_truncate_int(((const uint64_t *)x->data)[i], false);
+        } else {
+                for (int64_t i = 0; i < n; i++) {
+                        int64_t v = sl_tensor_get_i64(x, i);
+                        uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+                        dst[i] = bfloat16_truncate_int(a, v < 0);
+                }
+        }
+}
+
 static sl_err_t cast_to(sl_opctx_t *c, sl_dtype_t to)
 {
         const sl_tensor_t *x = c->in[0];
@@ -200,6 +277,8 @@ static sl_err_t cast_to(sl_opctx_t *c, sl_dtype_t to)
                 cast_from_string(x, y, n);
         } else if (x->dtype == to) {
                 memcpy(y->data, x->data, x->nbytes);
+        } else if (to == SL_DT_BFLOAT16) {
+                cast_to_bfloat16(x, y, n);
         } else if (sl_dtype_is_float(x->dtype) || sl_dtype_is_float(to)) {
                 for (int64_t i = 0; i < n; i++)
                         sl_tensor_set_f64(y, i, sl_tensor_get_f64(x, i));
