@@ -10,6 +10,17 @@
  *
  * This module knows nothing about Kafka or Avro (see DESIGN.md).
  *
+ * Memory: a session keeps one arena per batch-size bucket (the input shapes
+ * with symbolic dimensions rounded up to a power of two; at most 8 buckets,
+ * the least recently used goes). The first run of a bucket allocates and
+ * plans; later runs of it allocate nothing. They allocate again, for one run
+ * after which the bucket is planned anew, when a value outgrows the size
+ * planned for it: data-dependent output shapes (NonZero, Unique, TopK with a
+ * computed k, Loop trip counts) or a batch larger than the one planned within
+ * its bucket. Loop/If/Scan bodies keep one buffer per value, allocating only
+ * when their shapes grow. SLUICE_ARENA=0 in the environment turns planning
+ * off (every node output keeps a buffer of its own).
+ *
  * Threads: a loaded sl_model_t is immutable and may be shared by any number
  * of threads; a sl_session_t runs one batch at a time.
  */
@@ -185,6 +196,8 @@ void sl_session_destroy(sl_session_t *session);
  * @returns SL_OK; SL_ERR_SHAPE / SL_ERR_DATATYPE when an input does not match
  *          (errstr names the input and both shapes/types); SL_ERR_MODEL when a
  *          node fails at run time (errstr names the node); SL_ERR_NOMEM.
+ * @remark After the first run of a batch-size bucket, runs of that bucket
+ *         allocate nothing (see "Memory" above for the exceptions).
  * @remark Thread: one run per session at a time.
  */
 sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t n_inputs,

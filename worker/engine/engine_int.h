@@ -183,6 +183,35 @@ struct sl_model_s {
         int *input_ids, *output_ids;
 };
 
+/* Memory planning (plan.c; used by session.c). */
+
+/** @brief Alignment of every value in an arena (bytes; one cache line, AVX-512). */
+#define SL_PLAN_ALIGN 64
+/** @brief "No offset" / "not planned" (SIZE_MAX). */
+#define SL_PLAN_NONE ((size_t)-1)
+
+/**
+ * @brief Lifetimes of the values of \p m over its execution order: value v is
+ *        written by node first[v] and last read by node last[v] (n_nodes for
+ *        a graph output); first[v] = -1 for values no node writes (inputs,
+ *        initializers, outer-scope values). Implicit inputs count as reads.
+ * @param first, last  arrays of m->n_values entries, filled.
+ */
+void sl_plan_lifetimes(const sl_model_t *m, int *first, int *last);
+
+/**
+ * @brief Place the values with first[v] >= 0 and size[v] != SL_PLAN_NONE
+ *        (bytes) in one arena so that values whose lifetimes [first, last]
+ *        overlap never share bytes: greedy by size, best fit, offsets aligned
+ *        to SL_PLAN_ALIGN.
+ * @param off  filled: offset of each value, SL_PLAN_NONE for the others.
+ * @returns the arena size in bytes, or SL_PLAN_NONE on allocation failure.
+ * @sa Pisarchyk & Lee, "Efficient Memory Management for Deep Neural Net
+ *     Inference" (2020), "greedy by size" (TFLite's arena planner).
+ */
+size_t sl_plan_layout(size_t n_values, const size_t *size, const int *first, const int *last,
+                      size_t *off);
+
 /** @brief Kernel context of one node execution. */
 typedef struct sl_opctx_s {
         sl_session_t *session;
@@ -197,7 +226,12 @@ typedef struct sl_opctx_s {
 /**
  * @brief Shape (and allocate if needed) output \p i of the running node.
  * @returns the tensor, or NULL on allocation failure / bad shape (errstr set).
- * @remark The buffer belongs to the session and is reused by later runs.
+ * @remark The buffer belongs to the session: after the first run of a
+ *         batch-size bucket it is the value's region of that bucket's arena
+ *         (session.c), shared with values not live at the same time. Its
+ *         contents do not survive to the next run; within a run, shaping
+ *         the same output again keeps the bytes already written (Loop's
+ *         stacked outputs grow this way).
  */
 sl_tensor_t *sl_op_output(sl_opctx_t *c, int i, sl_dtype_t dt, int ndim, const int64_t *dims);
 

@@ -1,7 +1,21 @@
 /*
- * Sessions: the interpreter of engine v0. Each value of the graph has a slot;
- * node outputs get a buffer that the session keeps and grows across runs, so
- * that runs at a steady batch size allocate nothing after the first.
+ * Sessions: the interpreter of engine v0. Each value of the graph has a slot.
+ *
+ * Memory: one arena per batch-size bucket (DESIGN.md, "Engine"). A bucket is
+ * the run's input shapes with every symbolic dimension (the batch) rounded up
+ * to a power of two. The first run of a bucket gives each node output a
+ * buffer of its own and records its size; after it, plan.c places the
+ * outputs in one arena (a value's bytes are reused once its last reader has
+ * run) and the graph outputs move there. Later runs of the bucket write into
+ * the arena and allocate nothing. A value that outgrows its region (a
+ * data-dependent shape: NonZero, a Loop running more iterations, a batch
+ * larger than the one planned within its bucket) gets a buffer of its own
+ * for that run and the bucket is planned again after it. Subgraph sessions
+ * (Loop/If/Scan bodies) keep one buffer per value, grown when needed and
+ * kept: they allocate nothing either once their shapes repeat. Kernel
+ * scratch (sl_op_scratch) and per-node caches (packed weights) belong to the
+ * session and only grow. SLUICE_ARENA=0 in the environment turns planning
+ * off (every value keeps a buffer of its own), to compare.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,9 +32,26 @@
 
 typedef struct {
         sl_tensor_t t;
-        void *buf; /**< owned buffer (node outputs) */
+        void *buf; /**< owned buffer (node outputs outside an arena) */
         size_t cap;
+        uint64_t run; /**< session run that last shaped the value */
 } slot_t;
+
+/** @brief Buckets kept per session; the least recently used goes first. */
+#define PLANS_MAX 8
+
+/** @brief The arena of one batch-size bucket. */
+typedef struct {
+        int64_t *key; /**< the bucket (see bucket_key()); NULL: unused entry */
+        size_t key_len;
+        size_t *need; /**< per value: most bytes it took in a run of the bucket */
+        size_t *cap;  /**< per value: bytes reserved in the arena */
+        size_t *off;  /**< per value: offset in the arena, SL_PLAN_NONE if not placed */
+        char *arena;  /**< NULL until planned */
+        size_t arena_size, values_size; /**< arena bytes; sum of the values' bytes */
+        uint64_t used;                  /**< session run that last used it (LRU) */
+        bool stale;                     /**< a value outgrew its region: plan again */
+} plan_t;
 
 struct sl_session_s {
         sl_model_t *model;
@@ -32,6 +63,11 @@ struct sl_session_s {
         sl_session_t ***subs; /**< per node (execution order): sessions of node->sub[] */
         void **stage;         /**< per subgraph input: copy buffer (sl_op_subgraph_run) */
         size_t *stage_cap;
+        int *first, *last; /**< value lifetimes (plan.c); NULL: no arena planning */
+        plan_t plans[PLANS_MAX];
+        plan_t *plan;      /**< the running bucket's, NULL when not planning */
+        int64_t *key;      /**< the running batch's bucket key (scratch) */
+        uint64_t runs;     /**< sl_session_run() calls so far */
         uint64_t *prof_ns; /**< per node, when SLUICE_PROFILE is set; else NULL */
         uint64_t prof_runs;
         bool prof_cpu; /**< SLUICE_PROFILE=cpu: thread CPU time instead of wall time */
@@ -62,14 +98,34 @@ static void profile_print(const sl_session_t *s)
                         sl_node_label(&m->nodes[n]), m->nodes[n].name,
                         (double)s->prof_ns[n] / 1e6 / runs,
                         total ? 100.0 * (double)s->prof_ns[n] / (double)total : 0.0);
+        for (int k = 0; k < PLANS_MAX; k++)
+                if (s->plans[k].arena)
+                        fprintf(stderr,
+                                "profile: arena of bucket [%lld...]: %zu bytes for %zu bytes of "
+                                "values\n",
+                                (long long)(s->plans[k].key_len > 2 ? s->plans[k].key[2] : 0),
+                                s->plans[k].arena_size, s->plans[k].values_size);
+}
+
+static void plan_cleanup(plan_t *p)
+{
+        free(p->key);
+        free(p->need);
+        free(p->cap);
+        free(p->off);
+        free(p->arena);
+        memset(p, 0, sizeof(*p));
 }
 
 /* A session for \p model; subgraphs get sessions of their own, made here so
- * that runs allocate nothing new after warm-up. */
+ * that runs allocate nothing new after warm-up. \p top: a session of the
+ * caller's (sl_session_new()), which plans arenas and may profile; folding's
+ * and subgraphs' sessions do neither. */
 static sl_err_t session_create(sl_model_t *model, bool top, sl_session_t **sessionp)
 {
         sl_session_t *s = calloc(1, sizeof(*s));
         const char *prof = top ? getenv("SLUICE_PROFILE") : NULL;
+        const char *arena = getenv("SLUICE_ARENA");
         sl_err_t err = SL_ERR_NOMEM;
 
         *sessionp = NULL;
@@ -87,6 +143,13 @@ static sl_err_t session_create(sl_model_t *model, bool top, sl_session_t **sessi
                 if (!(s->prof_ns = calloc(model->n_nodes + 1, sizeof(uint64_t))))
                         goto fail;
                 s->prof_cpu = !strcmp(prof, "cpu");
+        }
+        if (top && !model->parent && !(arena && !strcmp(arena, "0"))) {
+                if (!(s->first = calloc(model->n_values + 1, sizeof(int))) ||
+                    !(s->last = calloc(model->n_values + 1, sizeof(int))) ||
+                    !(s->key = calloc(model->n_inputs * (2 + SL_MAX_DIMS) + 1, sizeof(int64_t))))
+                        goto fail;
+                sl_plan_lifetimes(model, s->first, s->last);
         }
         for (size_t i = 0; i < model->n_values; i++)
                 if (model->values[i].kind == SL_VALUE_INITIALIZER)
@@ -141,6 +204,11 @@ void sl_session_destroy(sl_session_t *session)
         free(session->stage);
         free(session->stage_cap);
         free(session->scratch);
+        for (int k = 0; k < PLANS_MAX; k++)
+                plan_cleanup(&session->plans[k]);
+        free(session->first);
+        free(session->last);
+        free(session->key);
         free(session);
 }
 
@@ -202,8 +270,12 @@ bool sl_op_has_output(const sl_opctx_t *c, int i)
 
 sl_tensor_t *sl_op_output(sl_opctx_t *c, int i, sl_dtype_t dt, int ndim, const int64_t *dims)
 {
+        sl_session_t *sess = c->session;
+        plan_t *p = sess->plan;
         slot_t *s;
+        void *data;
         int64_t n;
+        int v;
         size_t esz = sl_dtype_size(dt), need;
 
         if (i >= c->n_out) {
@@ -216,8 +288,22 @@ sl_tensor_t *sl_op_output(sl_opctx_t *c, int i, sl_dtype_t dt, int ndim, const i
                            ndim, sl_dtype_name(dt));
                 return NULL;
         }
-        s = &c->session->slots[c->node->out[i]];
+        v = c->node->out[i];
+        s = &sess->slots[v];
         need = (size_t)n * esz;
+        if (p && (size_t)v < sess->model->n_values) {
+                if (need > p->need[v])
+                        p->need[v] = need;
+                /* Once moved to a buffer of its own in this run, a value stays
+                 * there until the run ends (its bytes are kept). */
+                if (p->arena && p->off[v] != SL_PLAN_NONE && need <= p->cap[v] &&
+                    !(s->run == sess->runs && s->buf && s->t.data == s->buf)) {
+                        data = p->arena + p->off[v];
+                        goto shape;
+                }
+                if (p->arena)
+                        p->stale = true;
+        }
         if (need > s->cap || !s->buf) {
                 void *nb = realloc(s->buf, need ? need : 1);
                 if (!nb) {
@@ -228,11 +314,19 @@ sl_tensor_t *sl_op_output(sl_opctx_t *c, int i, sl_dtype_t dt, int ndim, const i
                 s->buf = nb;
                 s->cap = need;
         }
+        /* Shaped before in this run inside the arena and outgrowing it now:
+         * keep what the kernel wrote (realloc keeps it for owned buffers). */
+        if (p && p->arena && s->run == sess->runs && (char *)s->t.data >= p->arena &&
+            (char *)s->t.data < p->arena + p->arena_size && s->t.nbytes)
+                memcpy(s->buf, s->t.data, s->t.nbytes < need ? s->t.nbytes : need);
+        data = s->buf;
+shape:
+        s->run = sess->runs;
         s->t.dtype = dt;
         s->t.ndim = ndim;
         for (int k = 0; k < ndim; k++)
                 s->t.dims[k] = dims[k];
-        s->t.data = s->buf;
+        s->t.data = data;
         s->t.nbytes = need;
         return &s->t;
 }
@@ -454,6 +548,117 @@ sl_err_t sl_op_subgraph_run(sl_opctx_t *c, const char *attr, const sl_tensor_t *
         return SL_OK;
 }
 
+/* Smallest power of two >= \p d (d itself when 0 or too large). */
+static int64_t round_pow2(int64_t d)
+{
+        int64_t r = 1;
+        if (d <= 1 || d > ((int64_t)1 << 61))
+                return d;
+        while (r < d)
+                r <<= 1;
+        return r;
+}
+
+/* The bucket of a run: every input's type, rank and dimensions, with the
+ * symbolic dimensions (the batch) rounded up to a power of two; into s->key. */
+static size_t bucket_key(sl_session_t *s, const sl_tensor_t *inputs)
+{
+        const sl_model_t *m = s->model;
+        size_t n = 0;
+        for (size_t i = 0; i < m->n_inputs; i++) {
+                const sl_value_info_t *vi = &m->inputs[i];
+                s->key[n++] = inputs[i].dtype;
+                s->key[n++] = inputs[i].ndim;
+                for (int d = 0; d < inputs[i].ndim; d++) {
+                        bool sym = vi->ndim < 0 || d >= vi->ndim || vi->dims[d] < 0;
+                        s->key[n++] = sym ? round_pow2(inputs[i].dims[d]) : inputs[i].dims[d];
+                }
+        }
+        return n;
+}
+
+/* The plan of the bucket in s->key, made (unplanned) when new; the least
+ * recently used one makes room. NULL on allocation failure (the run then
+ * goes without an arena). */
+static plan_t *plan_find(sl_session_t *s, size_t key_len)
+{
+        size_t n = s->model->n_values + 1;
+        plan_t *p = NULL;
+        for (int k = 0; k < PLANS_MAX; k++) {
+                plan_t *q = &s->plans[k];
+                if (q->key && q->key_len == key_len &&
+                    !memcmp(q->key, s->key, sizeof(int64_t) * key_len))
+                        return q;
+                if (!p || !q->key || (p->key && q->used < p->used))
+                        p = q;
+        }
+        plan_cleanup(p);
+        if (!(p->key = malloc(sizeof(int64_t) * (key_len + 1))) ||
+            !(p->need = calloc(n, sizeof(size_t))) || !(p->cap = calloc(n, sizeof(size_t))) ||
+            !(p->off = malloc(sizeof(size_t) * n))) {
+                plan_cleanup(p);
+                return NULL;
+        }
+        memcpy(p->key, s->key, sizeof(int64_t) * key_len);
+        p->key_len = key_len;
+        for (size_t v = 0; v < n; v++)
+                p->off[v] = SL_PLAN_NONE;
+        return p;
+}
+
+/*
+ * After a run of bucket \p p that had no arena or outgrew it: place every
+ * value at its largest size seen, move the graph outputs into the new arena
+ * and free the values' own buffers. On allocation failure nothing changes
+ * (the next run of the bucket tries again).
+ */
+static void plan_build(sl_session_t *s, plan_t *p)
+{
+        const sl_model_t *m = s->model;
+        size_t n = m->n_values, total, *off = malloc(sizeof(size_t) * (n + 1));
+        void *arena = NULL;
+
+        if (!off || (total = sl_plan_layout(n, p->need, s->first, s->last, off)) == SL_PLAN_NONE ||
+            posix_memalign(&arena, SL_PLAN_ALIGN, total ? total : SL_PLAN_ALIGN)) {
+                free(off);
+                return;
+        }
+        for (size_t o = 0; o < m->n_outputs; o++) {
+                int v = m->output_ids[o];
+                slot_t *sl;
+                char *dst;
+                if (v < 0 || (size_t)v >= n || off[v] == SL_PLAN_NONE)
+                        continue;
+                sl = &s->slots[v];
+                dst = (char *)arena + off[v];
+                if (sl->run == s->runs && sl->t.data && sl->t.data != dst && sl->t.nbytes)
+                        memcpy(dst, sl->t.data, sl->t.nbytes);
+                sl->t.data = dst;
+        }
+        p->values_size = 0;
+        for (size_t v = 0; v < n; v++) {
+                slot_t *sl = &s->slots[v];
+                bool is_output = false;
+                if (off[v] == SL_PLAN_NONE)
+                        continue;
+                for (size_t o = 0; o < m->n_outputs && !is_output; o++)
+                        is_output = m->output_ids[o] == (int)v;
+                if (!is_output)
+                        sl->t.data = NULL; /* stale until a node shapes it again */
+                free(sl->buf);
+                sl->buf = NULL;
+                sl->cap = 0;
+                p->cap[v] = p->need[v];
+                p->values_size += p->need[v];
+        }
+        free(p->off);
+        free(p->arena);
+        p->off = off;
+        p->arena = arena;
+        p->arena_size = total;
+        p->stale = false;
+}
+
 sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t n_inputs,
                         sl_tensor_t *outputs, size_t n_outputs, char *errstr, size_t errstr_size)
 {
@@ -468,9 +673,16 @@ sl_err_t sl_session_run(sl_session_t *session, const sl_tensor_t *inputs, size_t
                           n_outputs);
                 return SL_ERR_INVALID_ARG;
         }
+        session->runs++;
+        session->plan = session->first ? plan_find(session, bucket_key(session, inputs)) : NULL;
+        if (session->plan)
+                session->plan->used = session->runs;
         csr = fpu_enter();
         err = run_nodes(session, errstr, errstr_size);
         fpu_leave(csr);
+        if (!err && session->plan && (!session->plan->arena || session->plan->stale))
+                plan_build(session, session->plan);
+        session->plan = NULL;
         if (err)
                 return err;
         for (size_t i = 0; i < n_outputs; i++)
