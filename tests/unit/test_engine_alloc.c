@@ -334,7 +334,7 @@ static void test_transformer_block(void **state)
         b_rand_init(&b, "W2", 2, w2);
         b_rand_init(&b, "gamma", 1, d);
         b_rand_init(&b, "beta", 1, d);
-        b_init_f(&b, "scale", 0, NULL, &scale, 1);
+        b_init_f(&b, "scale", 0, one, &scale, 1); /* rank 0: dims unread */
         b_node(&b, "MatMul", "q", "X,Wq", "Q");
         b_node(&b, "MatMul", "k", "X,Wk", "K");
         b_node(&b, "MatMul", "v", "X,Wv", "V");
