@@ -471,6 +471,60 @@ static void test_cast_string_float16(void **state)
         b_reset();
 }
 
+/* Constant with a string tensor value -> Identity: the output's pointers
+ * point at bytes the session keeps (they were freed in the kernel once:
+ * ASan's heap-use-after-free on the comparison below). */
+static void test_constant_string(void **state)
+{
+        builder_t b;
+        static const int64_t d[] = {3};
+        static const char *const want[] = {"ab", "", "cde"};
+        sl_model_t *m;
+        sl_session_t *s = NULL;
+        sl_tensor_t out[1];
+        Onnx__TensorProto *t;
+        Onnx__AttributeProto *a;
+        Onnx__NodeProto *n;
+        char err[512] = "";
+        (void)state;
+
+        b_init(&b, 13);
+        t = b_alloc(sizeof(*t));
+        onnx__tensor_proto__init(t);
+        t->name = b_str("v");
+        t->has_data_type = 1;
+        t->data_type = SL_DT_STRING;
+        t->n_dims = 1;
+        t->dims = b_alloc(sizeof(int64_t));
+        t->dims[0] = 3;
+        t->n_string_data = 3;
+        t->string_data = b_alloc(sizeof(ProtobufCBinaryData) * 3);
+        for (int i = 0; i < 3; i++) {
+                t->string_data[i].len = strlen(want[i]);
+                t->string_data[i].data = (uint8_t *)b_str(want[i]);
+        }
+        n = b_node(&b, "Constant", "k", "", "c");
+        a = attr_new(n, "value");
+        a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
+        a->t = t;
+        b_node(&b, "Identity", "id", "c", "y");
+        b.outputs[b.graph.n_output++] = b_value("y", SL_DT_STRING, 1, d);
+        m = b_load(&b);
+        assert_int_equal(sl_session_new(m, &s), SL_OK);
+        for (int r = 0; r < 2; r++) { /* decoded in the first run, kept for the second */
+                if (sl_session_run(s, NULL, 0, out, 1, err, sizeof(err)))
+                        fail_msg("run %d failed: %s", r, err);
+                assert_int_equal(out[0].dtype, SL_DT_STRING);
+                assert_int_equal(out[0].ndim, 1);
+                assert_int_equal(out[0].dims[0], 3);
+                for (int i = 0; i < 3; i++)
+                        assert_string_equal(((char *const *)out[0].data)[i], want[i]);
+        }
+        sl_session_destroy(s);
+        sl_model_destroy(m);
+        b_reset();
+}
+
 /* String input -> Cast to float and int64 (the spec's literals), and a
  * string into any other operator is refused. */
 static void test_cast_from_string(void **state)
@@ -615,6 +669,7 @@ int main(void)
             cmocka_unit_test(test_float16_bfloat16_rounding),
             cmocka_unit_test(test_cast_string_float16),
             cmocka_unit_test(test_cast_from_string),
+            cmocka_unit_test(test_constant_string),
             cmocka_unit_test(test_cast_bfloat16_truncates),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -98,10 +98,14 @@ int64_t sl_tensor_numel(const sl_tensor_t *t);
 /**
  * @brief Convert between double and the 16-bit float types.
  *
- * To float16/bfloat16: one rounding, to nearest with ties to even (IEEE 754;
- * ONNX Cast notes), overflow to +-inf, gradual underflow to subnormals, NaN
- * stays a (quiet) NaN with its sign. From them: exact.
- * @sa IEEE 754-2008 binary16; ONNX docs/Operators.md, "Cast".
+ * To float16/bfloat16: one rounding, to nearest with ties to even, overflow
+ * to +-inf, gradual underflow to subnormals, NaN stays a (quiet) NaN with its
+ * sign. From them: exact. Arithmetic ops that produce these types round with
+ * them, as round to nearest even is the IEEE 754 result of an operation.
+ * Cast and CastLike from a number to bfloat16 do not: they truncate, as
+ * ONNX 1.12's reference data does (see the header comment of ops/cast.c).
+ * @sa IEEE 754-2008, section 4.3 (rounding) and binary16; bfloat16 is
+ *     binary32's upper 16 bits.
  * @remark Thread: any (pure functions).
  */
 uint16_t sl_float16_from_double(double v);

@@ -327,6 +327,22 @@ int64_t sl_dims_numel(int ndim, const int64_t *dims);
 sl_err_t sl_tensor_from_proto(const Onnx__TensorProto *tp, sl_tensor_t *t, char *errstr,
                               size_t errstr_size);
 
+/**
+ * @brief Bytes sl_tensor_copy_block() needs for \p t: nbytes, plus for a
+ *        string tensor each string's bytes and NUL.
+ * @returns the size, or SIZE_MAX when the strings pass SL_TENSOR_BYTES_MAX.
+ */
+size_t sl_tensor_block_size(const sl_tensor_t *t);
+/**
+ * @brief Copy \p src into \p block (sl_tensor_block_size() bytes) and make
+ *        \p dst, with src's type and shape, a view of it. A string tensor's
+ *        pointers and bytes both go into the block, laid out as
+ *        sl_tensor_from_proto() lays them, so \p dst reads nothing of \p src.
+ * @remark \p block stays the caller's, and must outlive \p dst and every
+ *         tensor its string pointers are copied into.
+ */
+void sl_tensor_copy_block(sl_tensor_t *dst, const sl_tensor_t *src, void *block);
+
 /** @brief Read element \p i of \p t as double / int64 (any numeric dtype). */
 double sl_tensor_get_f64(const sl_tensor_t *t, int64_t i);
 int64_t sl_tensor_get_i64(const sl_tensor_t *t, int64_t i);

@@ -406,6 +406,42 @@ static sl_err_t load_strings(const Onnx__TensorProto *tp, sl_tensor_t *t, int64_
         return SL_OK;
 }
 
+size_t sl_tensor_block_size(const sl_tensor_t *t)
+{
+        const char *const *src = t->data;
+        size_t total = t->nbytes;
+        if (t->dtype != SL_DT_STRING)
+                return total;
+        for (int64_t i = 0, n = sl_tensor_numel(t); i < n; i++) {
+                size_t len = strlen(src[i]);
+                if (len >= SL_TENSOR_BYTES_MAX - total)
+                        return SIZE_MAX;
+                total += len + 1;
+        }
+        return total;
+}
+
+/* A string tensor gets load_strings()'s layout: the pointers, then the bytes. */
+void sl_tensor_copy_block(sl_tensor_t *dst, const sl_tensor_t *src, void *block)
+{
+        const char *const *from = src->data;
+        char **ptrs = block, *bytes = (char *)block + src->nbytes;
+
+        *dst = *src;
+        dst->data = block;
+        if (src->dtype != SL_DT_STRING) {
+                if (src->nbytes)
+                        memcpy(block, src->data, src->nbytes);
+                return;
+        }
+        for (int64_t i = 0, n = sl_tensor_numel(src); i < n; i++) {
+                size_t len = strlen(from[i]) + 1;
+                memcpy(bytes, from[i], len);
+                ptrs[i] = bytes;
+                bytes += len;
+        }
+}
+
 sl_err_t sl_tensor_from_proto(const Onnx__TensorProto *tp, sl_tensor_t *t, char *errstr,
                               size_t errstr_size)
 {

@@ -217,62 +217,58 @@ sl_err_t sl_op_unsqueeze(sl_opctx_t *c)
 
 /*
  * The tensor of attribute \p tp, decoded in the first run into the node's
- * session cache (the tensor, then its bytes) so that later runs neither
- * decode nor allocate. Strings, whose pointers point into the decoded block,
- * and tensors whose size the header does not give are decoded every run:
- * then *\p owned is set and the caller frees t->data.
+ * session cache (the tensor, then its data block) so that later runs neither
+ * decode nor allocate. A string tensor's bytes go into the block too
+ * (sl_tensor_copy_block()): outputs copy its pointers, so the bytes must
+ * live as long as the session, not only as long as the kernel. \p t is a
+ * view of the cache.
  */
-static sl_err_t attr_tensor(sl_opctx_t *c, const Onnx__TensorProto *tp, sl_tensor_t *t, bool *owned)
+static sl_err_t attr_tensor(sl_opctx_t *c, const Onnx__TensorProto *tp, sl_tensor_t *t)
 {
         const size_t hdr = (sizeof(sl_tensor_t) + 63) & ~(size_t)63;
-        size_t esz = tp->has_data_type ? sl_dtype_size((sl_dtype_t)tp->data_type) : 0;
-        int64_t n = tp->n_dims <= SL_MAX_DIMS ? sl_dims_numel((int)tp->n_dims, tp->dims) : -1;
         sl_tensor_t *ct, tmp;
+        size_t size;
         bool fresh;
-        sl_err_t err;
+        sl_err_t err = SL_OK;
 
-        *owned = false;
-        if (tp->data_type == SL_DT_STRING || !esz || n < 0 ||
-            (uint64_t)n > (SL_TENSOR_BYTES_MAX - hdr) / esz) {
-                *owned = true;
-                return sl_tensor_from_proto(tp, t, c->errstr, c->errstr_size);
-        }
-        if (!(ct = sl_op_node_cache(c, hdr + (size_t)n * esz, &fresh)))
+        /* The first run grows the cache once it knows the size; later runs
+         * ask for the header only and get the decoded block back as it is. */
+        if (!(ct = sl_op_node_cache(c, hdr, &fresh)))
                 return sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
         if (fresh)
                 ct->dtype = SL_DT_UNDEFINED; /* not decoded yet */
-        if (ct->dtype == SL_DT_UNDEFINED) {
-                if ((err = sl_tensor_from_proto(tp, &tmp, c->errstr, c->errstr_size)))
-                        return err;
-                if (tmp.nbytes != (size_t)n * esz) {
-                        free(tmp.data);
-                        return sl_op_fail(c, SL_ERR_MODEL, "tensor attribute: inconsistent size");
-                }
-                *ct = tmp;
-                ct->data = (char *)ct + hdr;
-                if (tmp.nbytes)
-                        memcpy(ct->data, tmp.data, tmp.nbytes);
-                free(tmp.data);
+        if (ct->dtype != SL_DT_UNDEFINED) {
+                *t = *ct;
+                return SL_OK;
         }
-        *t = *ct;
-        return SL_OK;
+        if ((err = sl_tensor_from_proto(tp, &tmp, c->errstr, c->errstr_size)))
+                return err;
+        if ((size = sl_tensor_block_size(&tmp)) > SL_TENSOR_BYTES_MAX - hdr)
+                err = sl_op_fail(c, SL_ERR_MODEL, "tensor attribute: too large");
+        else if (!(ct = sl_op_node_cache(c, hdr + size, &fresh)))
+                err = sl_op_fail(c, SL_ERR_NOMEM, "out of memory");
+        else
+                sl_tensor_copy_block(ct, &tmp, (char *)ct + hdr);
+        free(tmp.data);
+        if (!err)
+                *t = *ct;
+        return err;
 }
 
 sl_err_t sl_op_constant(sl_opctx_t *c)
 {
         const Onnx__AttributeProto *a;
         sl_tensor_t *y, tmp;
-        bool owned;
         sl_err_t err;
 
         if ((a = sl_attr_find(c->node, "value")) && a->t) {
-                if ((err = attr_tensor(c, a->t, &tmp, &owned)))
+                if ((err = attr_tensor(c, a->t, &tmp)))
                         return err;
-                if ((y = sl_op_output_like(c, 0, tmp.dtype, &tmp)) && tmp.nbytes)
+                if (!(y = sl_op_output_like(c, 0, tmp.dtype, &tmp)))
+                        return SL_ERR_NOMEM;
+                if (tmp.nbytes) /* string pointers point into the node's cache */
                         memcpy(y->data, tmp.data, tmp.nbytes);
-                if (owned)
-                        free(tmp.data);
-                return y ? SL_OK : SL_ERR_NOMEM;
+                return SL_OK;
         }
         if ((a = sl_attr_find(c->node, "value_float")) ||
             (a = sl_attr_find(c->node, "value_int"))) {
@@ -306,34 +302,27 @@ sl_err_t sl_op_constant_of_shape(sl_opctx_t *c)
         sl_tensor_t val = {0}, *y;
         float zero = 0;
         size_t esz;
-        bool owned = false;
         sl_err_t err;
 
         if (!c->in[0] || (nd = sl_read_ints(c->in[0], dims, SL_MAX_DIMS)) < 0)
                 return sl_op_fail(c, SL_ERR_SHAPE, "shape input must be int64, rank <= %d",
                                   SL_MAX_DIMS);
         if (a && a->t) {
-                if ((err = attr_tensor(c, a->t, &val, &owned)))
+                if ((err = attr_tensor(c, a->t, &val)))
                         return err;
-                if (sl_tensor_numel(&val) != 1) {
-                        if (owned)
-                                free(val.data);
+                if (sl_tensor_numel(&val) != 1)
                         return sl_op_fail(c, SL_ERR_SHAPE, "value must have one element");
-                }
         } else {
                 val.dtype = SL_DT_FLOAT;
                 val.data = &zero;
         }
-        y = sl_op_output(c, 0, val.dtype, nd, dims);
-        if (y) {
-                esz = sl_dtype_size(val.dtype);
-                n = sl_tensor_numel(y);
-                for (int64_t i = 0; i < n; i++)
-                        memcpy((char *)y->data + (size_t)i * esz, val.data, esz);
-        }
-        if (owned)
-                free(val.data);
-        return y ? SL_OK : SL_ERR_NOMEM;
+        if (!(y = sl_op_output(c, 0, val.dtype, nd, dims)))
+                return SL_ERR_NOMEM;
+        esz = sl_dtype_size(val.dtype);
+        n = sl_tensor_numel(y);
+        for (int64_t i = 0; i < n; i++)
+                memcpy((char *)y->data + (size_t)i * esz, val.data, esz);
+        return SL_OK;
 }
 
 sl_err_t sl_op_expand(sl_opctx_t *c)
