@@ -34,11 +34,11 @@ static void test_metrics_evaluation_compatible(void **state)
         sl_eval_t *cls = sl_eval_new(SL_EVAL_CLASSIFICATION, 2, names);
         sl_model_metrics_t mm = {.model_name = "a", .model_version = "1", .labelled = 2};
         sl_worker_metrics_t m = {.worker_id = "w", .n_models = 1, .models = &mm};
-        const char *src = getenv("SL_SOURCE_DIR"), *jerr = NULL;
+        const char *src = getenv("SL_SOURCE_DIR");
         char path[1024], errstr[256], *new_text = NULL, *old_text, *json = NULL;
         size_t new_len;
         avro_schema_t new_s = NULL, old_s = NULL;
-        sl_json_t *new_json, *old_json;
+        json_t *new_json, *old_json;
         sl_rplan_t *to_old = NULL, *to_new = NULL;
         void *with = NULL, *without = NULL;
         size_t with_len, without_len, old_len, back_len;
@@ -54,8 +54,8 @@ static void test_metrics_evaluation_compatible(void **state)
         assert_null(strstr(old_text, "Evaluation"));
         assert_int_equal(avro_schema_from_json_length(new_text, new_len, &new_s), 0);
         assert_int_equal(avro_schema_from_json_length(old_text, strlen(old_text), &old_s), 0);
-        new_json = sl_json_parse(new_text, new_len, &jerr);
-        old_json = sl_json_parse(old_text, strlen(old_text), &jerr);
+        new_json = json_loadb(new_text, new_len, JSON_DECODE_ANY, NULL);
+        old_json = json_loadb(old_text, strlen(old_text), JSON_DECODE_ANY, NULL);
         assert_non_null(new_json);
         assert_non_null(old_json);
         assert_int_equal(sl_rplan_new(new_s, old_s, old_json, &to_old), SL_OK);
@@ -108,8 +108,8 @@ static void test_metrics_evaluation_compatible(void **state)
         free(back);
         sl_rplan_destroy(to_old);
         sl_rplan_destroy(to_new);
-        sl_json_free(new_json);
-        sl_json_free(old_json);
+        json_decref(new_json);
+        json_decref(old_json);
         avro_schema_decref(new_s);
         avro_schema_decref(old_s);
         free(old_text);
@@ -445,6 +445,206 @@ static void test_evolution_incompatible(void **state)
         ASSERT_CONTAINS(errstr, path);
 }
 
+/* ---- reader defaults and aliases (Avro spec, "Schema Resolution") --------- */
+
+/* A writer that has only "a" (int), "old_c" (long) and "e2" (enum E2 [X, Z]);
+ * every other field of the reader takes its default, encoded as the spec
+ * says: bytes/fixed as ISO-8859-1 strings, a union's default for its first
+ * branch, longs exactly (beyond 2^53). */
+static const char defaults_writer[] =
+    "{\"type\":\"record\",\"name\":\"old.R\",\"fields\":["
+    "{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"old_c\",\"type\":\"long\"},"
+    "{\"name\":\"e2\",\"type\":{\"type\":\"enum\",\"name\":\"E2\",\"symbols\":[\"X\",\"Z\"]}}]}";
+
+static const char defaults_reader[] =
+    "{\"type\":\"record\",\"name\":\"R2\",\"namespace\":\"new\",\"aliases\":[\"old.R\"],"
+    "\"fields\":["
+    "{\"name\":\"a\",\"type\":\"int\"},"
+    "{\"name\":\"c\",\"type\":\"long\",\"aliases\":[\"old_c\"]},"
+    "{\"name\":\"e2\",\"type\":{\"type\":\"enum\",\"name\":\"E2\",\"symbols\":[\"X\",\"Y\"],"
+    "\"default\":\"Y\"}},"
+    "{\"name\":\"by\",\"type\":\"bytes\",\"default\":\"\\u00ffA\\u0080\"},"
+    "{\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"F2\",\"size\":2},"
+    "\"default\":\"\\u00e9z\"},"
+    "{\"name\":\"big\",\"type\":\"long\",\"default\":9007199254740993},"
+    "{\"name\":\"max\",\"type\":\"long\",\"default\":9223372036854775807},"
+    "{\"name\":\"min\",\"type\":\"long\",\"default\":-9223372036854775808},"
+    "{\"name\":\"i\",\"type\":\"int\",\"default\":-2147483648},"
+    "{\"name\":\"fl\",\"type\":\"float\",\"default\":1},"
+    "{\"name\":\"db\",\"type\":\"double\",\"default\":0.1},"
+    "{\"name\":\"db2\",\"type\":\"double\",\"default\":-9007199254740993},"
+    "{\"name\":\"s\",\"type\":\"string\",\"default\":\"h\\u00e9\\\"\"},"
+    "{\"name\":\"b\",\"type\":\"boolean\",\"default\":true},"
+    "{\"name\":\"u\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"u2\",\"type\":[\"long\",\"null\"],\"default\":9007199254740993},"
+    "{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"P\",\"Q\"]},"
+    "\"default\":\"Q\"},"
+    "{\"name\":\"arr\",\"type\":{\"type\":\"array\",\"items\":\"long\"},\"default\":[1,-2]},"
+    "{\"name\":\"none\",\"type\":{\"type\":\"array\",\"items\":\"long\"},\"default\":[]},"
+    "{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":\"int\"},"
+    "\"default\":{\"k\":3,\"j\":4}},"
+    "{\"name\":\"rec\",\"type\":{\"type\":\"record\",\"name\":\"Inner\",\"fields\":["
+    "{\"name\":\"x\",\"type\":\"int\",\"default\":5},{\"name\":\"y\",\"type\":\"string\"}]},"
+    "\"default\":{\"y\":\"z\"}}]}";
+
+/* Resolve \p writer against \p reader (both schema texts). */
+static sl_rplan_t *plan_of(const char *writer, const char *reader, avro_schema_t *ws,
+                           avro_schema_t *rs)
+{
+        json_error_t jerr;
+        json_t *json = json_loadb(reader, strlen(reader), JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        sl_rplan_t *plan = NULL;
+
+        if (!json)
+                print_error("%d:%d: %s\n", jerr.line, jerr.column, jerr.text);
+        assert_non_null(json);
+        assert_int_equal(avro_schema_from_json_length(writer, strlen(writer), ws), 0);
+        assert_int_equal(avro_schema_from_json_length(reader, strlen(reader), rs), 0);
+        assert_int_equal(sl_rplan_new(*ws, *rs, json, &plan), SL_OK);
+        json_decref(json);
+        return plan;
+}
+
+static void test_evolution_defaults(void **state)
+{
+        static const float fl = 1.0f;
+        static const double db = 0.1, db2 = -9007199254740992.0;
+        avro_schema_t ws = NULL, rs = NULL;
+        sl_rplan_t *plan = plan_of(defaults_writer, defaults_reader, &ws, &rs);
+        char errstr[256] = "";
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        wb_t in = {.n = 0}, want = {.n = 0};
+
+        (void)state;
+        if (plan->root->kind == RP_ERROR)
+                print_error("%s\n", plan->root->msg);
+        assert_int_not_equal(plan->root->kind, RP_ERROR);
+        w_long(&in, 7);  /* a */
+        w_long(&in, -9); /* old_c */
+        w_long(&in, 1);  /* e2: Z */
+        assert_int_equal(
+            sl_rplan_transcode(plan, in.b, in.n, &out, &out_len, errstr, sizeof(errstr)), SL_OK);
+
+        w_long(&want, 7);
+        w_long(&want, -9);
+        w_long(&want, 1); /* Z is not a reader symbol: the enum's default Y */
+        w_long(&want, 3);
+        w_raw(&want,
+              "\xff"
+              "A\x80",
+              3);
+        w_raw(&want, "\xe9z", 2);
+        w_long(&want, INT64_C(9007199254740993));
+        w_long(&want, INT64_MAX);
+        w_long(&want, INT64_MIN);
+        w_long(&want, INT32_MIN);
+        w_raw(&want, &fl, 4);
+        w_raw(&want, &db, 8);
+        w_raw(&want, &db2, 8);
+        w_str(&want, "h\xc3\xa9\"");
+        w_raw(&want, "\x01", 1);
+        w_long(&want, 0); /* u: branch 0, null */
+        w_long(&want, 0); /* u2: branch 0, long */
+        w_long(&want, INT64_C(9007199254740993));
+        w_long(&want, 1); /* e: Q */
+        w_long(&want, 2); /* arr */
+        w_long(&want, 1);
+        w_long(&want, -2);
+        w_long(&want, 0);
+        w_long(&want, 0); /* none */
+        w_long(&want, 2); /* m, in the order of the text */
+        w_str(&want, "k");
+        w_long(&want, 3);
+        w_str(&want, "j");
+        w_long(&want, 4);
+        w_long(&want, 0);
+        w_long(&want, 5); /* rec.x from Inner's own field default */
+        w_str(&want, "z");
+        assert_int_equal(out_len, want.n);
+        assert_memory_equal(out, want.b, want.n);
+        free(out);
+        sl_rplan_destroy(plan);
+        avro_schema_decref(ws);
+        avro_schema_decref(rs);
+}
+
+/* A bytes default holding U+0000 (the spec allows it; avro-c 1.11 refuses
+ * such a file, so the reader schema is parsed here without the default). */
+static void test_evolution_nul_default(void **state)
+{
+        static const char writer[] = "{\"type\":\"record\",\"name\":\"R\",\"fields\":[]}";
+        static const char reader[] =
+            "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"b\","
+            "\"type\":\"bytes\"}]}";
+        static const char reader_text[] =
+            "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"b\","
+            "\"type\":\"bytes\",\"default\":\"\\u0000\\u00ff\\u0000\"}]}";
+        avro_schema_t ws = NULL, rs = NULL;
+        json_t *json = json_loadb(reader_text, strlen(reader_text), JSON_ALLOW_NUL, NULL);
+        sl_rplan_t *plan = NULL;
+        char errstr[256] = "";
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+
+        (void)state;
+        assert_non_null(json);
+        assert_int_equal(avro_schema_from_json_length(writer, strlen(writer), &ws), 0);
+        assert_int_equal(avro_schema_from_json_length(reader, strlen(reader), &rs), 0);
+        assert_int_equal(sl_rplan_new(ws, rs, json, &plan), SL_OK);
+        assert_int_not_equal(plan->root->kind, RP_ERROR);
+        assert_int_equal(sl_rplan_transcode(plan, (const uint8_t *)"", 0, &out, &out_len, errstr,
+                                            sizeof(errstr)),
+                         SL_OK);
+        assert_int_equal(out_len, 4);
+        assert_memory_equal(out, "\x06\x00\xff\x00", 4);
+        free(out);
+        sl_rplan_destroy(plan);
+        json_decref(json);
+        avro_schema_decref(ws);
+        avro_schema_decref(rs);
+}
+
+/* Defaults that do not fit the reader field's type make the writer
+ * incompatible, naming the field. */
+static void test_evolution_bad_defaults(void **state)
+{
+        static const char *const bad[][2] = {
+            {"\"int\"", "2147483648"},
+            {"\"int\"", "1.0"},
+            {"\"long\"", "1e3"},
+            {"\"long\"", "\"1\""},
+            {"\"bytes\"", "\"\\u0100\""},
+            {"{\"type\":\"fixed\",\"name\":\"F3\",\"size\":3}", "\"ab\""},
+            {"[\"null\",\"long\"]", "\"x\""},
+            {"{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"P\"]}", "\"Q\""},
+            {"{\"type\":\"map\",\"values\":\"int\"}", "[1]"},
+            {"\"boolean\"", "0"},
+        };
+        static const char writer[] =
+            "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}";
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char reader[512];
+                avro_schema_t ws = NULL, rs = NULL;
+                sl_rplan_t *plan;
+
+                snprintf(reader, sizeof(reader),
+                         "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\","
+                         "\"type\":\"int\"},{\"name\":\"d\",\"type\":%s,\"default\":%s}]}",
+                         bad[i][0], bad[i][1]);
+                plan = plan_of(writer, reader, &ws, &rs);
+                if (plan->root->kind != RP_ERROR)
+                        print_error("%s default %s resolved\n", bad[i][0], bad[i][1]);
+                assert_int_equal(plan->root->kind, RP_ERROR);
+                ASSERT_CONTAINS(plan->root->msg, "d: the reader's default does not fit its type");
+                sl_rplan_destroy(plan);
+                avro_schema_decref(ws);
+                avro_schema_decref(rs);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -452,6 +652,9 @@ int main(void)
             cmocka_unit_test(test_evolution_examples),
             cmocka_unit_test(test_evolution_promotions),
             cmocka_unit_test(test_evolution_incompatible),
+            cmocka_unit_test(test_evolution_defaults),
+            cmocka_unit_test(test_evolution_nul_default),
+            cmocka_unit_test(test_evolution_bad_defaults),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

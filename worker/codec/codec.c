@@ -396,7 +396,7 @@ static sl_err_t load_schema(sl_codec_t *codec, const char *dir, sl_rec_t rec, ch
                             size_t errstr_size)
 {
         char path[1024], ferr[512];
-        const char *jerr = NULL;
+        json_error_t jerr;
         char *json = NULL;
         size_t len = 0;
         sl_err_t err;
@@ -428,9 +428,16 @@ static sl_err_t load_schema(sl_codec_t *codec, const char *dir, sl_rec_t rec, ch
         if (rec != SL_REC_REQUEST)
                 goto done;
         err = layout_request(&codec->rq, codec->schema[rec], path, errstr, errstr_size);
-        /* Defaults and aliases for resolving writer schemas (resolve.c). */
-        if (!err && !(codec->rq_json = sl_json_parse(json, len, &jerr))) {
-                sl_strfmt(errstr, errstr_size, "%s: %s", path, jerr ? jerr : "invalid JSON");
+        /* Defaults and aliases for resolving writer schemas (resolve.c),
+         * which avro-c does not keep. avro-c has just read the same text with
+         * the same jansson, so this fails only on low memory. Bounded: jansson
+         * limits nesting itself (JSON_PARSER_MAX_DEPTH, 2048). JSON_DECODE_ANY
+         * as avro-c; JSON_ALLOW_NUL because a bytes default may spell byte 0
+         * "\u0000" (avro-c 1.11 refuses such files earlier, later ones may not). */
+        if (!err &&
+            !(codec->rq_json = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr))) {
+                sl_strfmt(errstr, errstr_size, "%s: line %d, column %d: %s", path, jerr.line,
+                          jerr.column, jerr.text);
                 err = SL_ERR_CONFIG;
         }
 done:
@@ -520,7 +527,7 @@ sl_err_t sl_codec_new(const sl_codec_params_t *params, sl_codec_t **codecp, char
                 err = probe_encoders(codec, errstr, errstr_size);
         if (!err)
                 err = sl_codec_writers_load(codec, params, errstr, errstr_size);
-        sl_json_free(codec->rq_json);
+        json_decref(codec->rq_json);
         codec->rq_json = NULL;
         if (err) {
                 sl_codec_destroy(codec);
@@ -535,7 +542,7 @@ void sl_codec_destroy(sl_codec_t *codec)
         if (!codec)
                 return;
         sl_codec_writers_destroy(codec);
-        sl_json_free(codec->rq_json);
+        json_decref(codec->rq_json);
         for (int r = 0; r < SL_REC__CNT; r++) {
                 if (codec->iface[r])
                         avro_value_iface_decref(codec->iface[r]);

@@ -8,6 +8,7 @@
 #define SL_CODEC_INT_H
 
 #include <avro.h>
+#include <jansson.h>
 #include <stdarg.h>
 
 #include "codec.h"
@@ -81,39 +82,6 @@ typedef struct sl_request_layout_s {
         size_t tensor_min_size; /* minimum encoded size of one InferTensor */
 } sl_request_layout_t;
 
-/* ---- JSON text of schema files (json.c) ----------------------------------- */
-
-typedef enum {
-        SL_JSON_NULL,
-        SL_JSON_FALSE,
-        SL_JSON_TRUE,
-        SL_JSON_NUMBER,
-        SL_JSON_STRING,
-        SL_JSON_ARRAY,
-        SL_JSON_OBJECT,
-} sl_json_type_t;
-
-/** One JSON value; arrays and objects own their items (and keys). */
-typedef struct sl_json_s {
-        sl_json_type_t type;
-        double num;
-        int64_t i64;
-        int is_int; /* a number without fraction or exponent that fits int64 */
-        char *str;  /* SL_JSON_STRING: UTF-8, NUL-terminated, len bytes */
-        size_t len;
-        size_t n;
-        struct sl_json_s **items;
-        char **keys; /* SL_JSON_OBJECT */
-} sl_json_t;
-
-/** @brief Parse \p text; NULL on error with a static reason in *errp. */
-sl_json_t *sl_json_parse(const char *text, size_t len, const char **errp);
-void sl_json_free(sl_json_t *j);
-/** @brief Member \p key of an object, or NULL. */
-const sl_json_t *sl_json_get(const sl_json_t *j, const char *key);
-/** @brief String member \p key of an object, or NULL. */
-const char *sl_json_str(const sl_json_t *j, const char *key);
-
 /* ---- writer -> reader schema resolution (resolve.c, transcode.c) ---------- */
 
 /** A growable output buffer with a size limit. */
@@ -181,13 +149,14 @@ typedef struct sl_rplan_s {
 } sl_rplan_t;
 
 /**
- * @brief Resolve \p writer against \p reader (whose file text is
- *        \p reader_json, for defaults and aliases).
+ * @brief Resolve \p writer against \p reader (whose file text, parsed by
+ *        jansson, is \p reader_json, for defaults and aliases).
  * @returns SL_OK with *planp (caller destroys); when the schemas cannot be
  *          resolved, also SL_OK with (*planp)->root->kind == RP_ERROR and
  *          its msg naming the field; SL_ERR_NOMEM.
+ * @remark \p reader_json is borrowed for the call only.
  */
-sl_err_t sl_rplan_new(avro_schema_t writer, avro_schema_t reader, const sl_json_t *reader_json,
+sl_err_t sl_rplan_new(avro_schema_t writer, avro_schema_t reader, const json_t *reader_json,
                       sl_rplan_t **planp);
 void sl_rplan_destroy(sl_rplan_t *plan);
 
@@ -217,7 +186,7 @@ struct sl_codec_s {
         avro_schema_t schema[SL_REC__CNT];
         avro_value_iface_t *iface[SL_REC__CNT];
         sl_request_layout_t rq;
-        sl_json_t *rq_json; /* the reader schema's text, while writers are resolved */
+        json_t *rq_json; /* the reader schema's text, while writers are resolved */
         size_t n_writers;
         sl_writer_t *writers;
 };

@@ -19,9 +19,9 @@
  *    type or name first, then a promotion, as the Java reader does).
  *
  * avro-c parses neither defaults nor aliases into its schema objects, so
- * they are read from the reader schema's JSON text (json.c), looked up by
- * the full name of the named type. Defaults are encoded to Avro binary here,
- * once, so that applying one costs a memcpy.
+ * they are read from the reader schema's JSON text (parsed with jansson in
+ * codec.c), looked up by the full name of the named type. Defaults are
+ * encoded to Avro binary here, once, so that applying one costs a memcpy.
  *
  * Plans can be cyclic (recursive schemas): a (writer, reader) pair being
  * built is found again by the memo and reused; every node is owned by the
@@ -37,7 +37,7 @@
 
 typedef struct named_s {
         char *full;
-        const sl_json_t *obj;
+        const json_t *obj;
 } named_t;
 
 typedef struct rctx_s {
@@ -61,7 +61,13 @@ static int is_named(avro_type_t t)
 
 /* ---- named types of the reader's JSON (defaults, aliases) ---------------- */
 
-static void add_named(rctx_t *c, const char *ns, const char *name, const sl_json_t *obj)
+/* String member \p key of object \p obj, or NULL (also when obj is NULL). */
+static const char *str_member(const json_t *obj, const char *key)
+{
+        return json_string_value(json_object_get(obj, key));
+}
+
+static void add_named(rctx_t *c, const char *ns, const char *name, const json_t *obj)
 {
         named_t *n = realloc(c->named, (c->n_named + 1) * sizeof(*n));
         size_t len;
@@ -87,35 +93,35 @@ static void add_named(rctx_t *c, const char *ns, const char *name, const sl_json
 
 /* Walk a schema's JSON, recording named types under their full names with
  * the namespace rules of the spec ("Names"). */
-static void collect(rctx_t *c, const sl_json_t *j, const char *ns, int depth)
+static void collect(rctx_t *c, const json_t *j, const char *ns, int depth)
 {
         const char *type, *name, *dot;
-        const sl_json_t *fields;
+        const json_t *fields;
         char nsbuf[RP_PATH];
 
         if (!j || depth > 64)
                 return;
-        if (j->type == SL_JSON_ARRAY) {
-                for (size_t i = 0; i < j->n; i++)
-                        collect(c, j->items[i], ns, depth + 1);
+        if (json_is_array(j)) {
+                for (size_t i = 0; i < json_array_size(j); i++)
+                        collect(c, json_array_get(j, i), ns, depth + 1);
                 return;
         }
-        if (j->type != SL_JSON_OBJECT)
+        if (!json_is_object(j))
                 return;
-        type = sl_json_str(j, "type");
+        type = str_member(j, "type");
         if (!type) {
-                collect(c, sl_json_get(j, "type"), ns, depth + 1);
+                collect(c, json_object_get(j, "type"), ns, depth + 1);
                 return;
         }
         if (!strcmp(type, "array")) {
-                collect(c, sl_json_get(j, "items"), ns, depth + 1);
+                collect(c, json_object_get(j, "items"), ns, depth + 1);
                 return;
         }
         if (!strcmp(type, "map")) {
-                collect(c, sl_json_get(j, "values"), ns, depth + 1);
+                collect(c, json_object_get(j, "values"), ns, depth + 1);
                 return;
         }
-        name = sl_json_str(j, "name");
+        name = str_member(j, "name");
         if (!name || (strcmp(type, "record") && strcmp(type, "error") && strcmp(type, "enum") &&
                       strcmp(type, "fixed")))
                 return;
@@ -123,17 +129,17 @@ static void collect(rctx_t *c, const sl_json_t *j, const char *ns, int depth)
                 sl_strfmt(nsbuf, sizeof(nsbuf), "%.*s", (int)(dot - name), name);
                 name = dot + 1;
                 ns = nsbuf;
-        } else if (sl_json_str(j, "namespace")) {
-                ns = sl_json_str(j, "namespace");
+        } else if (str_member(j, "namespace")) {
+                ns = str_member(j, "namespace");
         }
         add_named(c, ns, name, j);
-        fields = sl_json_get(j, "fields");
-        for (size_t i = 0; fields && fields->type == SL_JSON_ARRAY && i < fields->n; i++)
-                collect(c, sl_json_get(fields->items[i], "type"), ns, depth + 1);
+        fields = json_object_get(j, "fields");
+        for (size_t i = 0; i < json_array_size(fields); i++)
+                collect(c, json_object_get(json_array_get(fields, i), "type"), ns, depth + 1);
 }
 
 /* The JSON object of reader named type \p s, or NULL. */
-static const sl_json_t *find_named(const rctx_t *c, avro_schema_t s)
+static const json_t *find_named(const rctx_t *c, avro_schema_t s)
 {
         const char *ns = avro_schema_namespace(s), *name = avro_schema_name(s);
         char full[RP_PATH];
@@ -156,17 +162,16 @@ static const char *unqualified(const char *name)
 }
 
 /* \p name equals one of the "aliases" of \p obj (full or unqualified). */
-static int has_alias(const sl_json_t *obj, const char *ns, const char *name)
+static int has_alias(const json_t *obj, const char *ns, const char *name)
 {
-        const sl_json_t *a = sl_json_get(obj, "aliases");
+        const json_t *aliases = json_object_get(obj, "aliases");
         char full[RP_PATH];
 
         sl_strfmt(full, sizeof(full), "%s%s%s", ns ? ns : "", ns && *ns ? "." : "", name);
-        for (size_t i = 0; a && a->type == SL_JSON_ARRAY && i < a->n; i++) {
-                const sl_json_t *s = a->items[i];
+        for (size_t i = 0; i < json_array_size(aliases); i++) {
+                const char *alias = json_string_value(json_array_get(aliases, i));
 
-                if (s->type == SL_JSON_STRING &&
-                    (!strcmp(s->str, full) || !strcmp(unqualified(s->str), name)))
+                if (alias && (!strcmp(alias, full) || !strcmp(unqualified(alias), name)))
                         return 1;
         }
         return 0;
@@ -175,7 +180,7 @@ static int has_alias(const sl_json_t *obj, const char *ns, const char *name)
 /* Named types match by unqualified name or a reader alias. */
 static int names_match(const rctx_t *c, avro_schema_t w, avro_schema_t r)
 {
-        const sl_json_t *obj;
+        const json_t *obj;
 
         if (!strcmp(avro_schema_name(w), avro_schema_name(r)))
                 return 1;
@@ -184,28 +189,30 @@ static int names_match(const rctx_t *c, avro_schema_t w, avro_schema_t r)
 }
 
 /* The field object named \p name in a record's JSON "fields", or NULL. */
-static const sl_json_t *field_json(const sl_json_t *fields, const char *name)
+static const json_t *field_json(const json_t *fields, const char *name)
 {
-        for (size_t k = 0; fields && fields->type == SL_JSON_ARRAY && k < fields->n; k++) {
-                const char *fname = sl_json_str(fields->items[k], "name");
+        for (size_t k = 0; k < json_array_size(fields); k++) {
+                const json_t *f = json_array_get(fields, k);
+                const char *fname = str_member(f, "name");
 
                 if (fname && !strcmp(fname, name))
-                        return fields->items[k];
+                        return f;
         }
         return NULL;
 }
 
 /* ---- defaults: JSON -> Avro binary ---------------------------------------- */
 
-static int put_default(const rctx_t *c, sl_obuf_t *o, const sl_json_t *v, avro_schema_t s,
-                       int depth);
+static int put_default(const rctx_t *c, sl_obuf_t *o, const json_t *v, avro_schema_t s, int depth);
 
-static int put_bytes_default(sl_obuf_t *o, const sl_json_t *v, int64_t fixed)
+static int put_bytes_default(sl_obuf_t *o, const json_t *v, int64_t fixed)
 {
         /* Spec: bytes and fixed defaults are strings whose code points 0-255
-         * are the byte values. */
-        const uint8_t *p = (const uint8_t *)v->str, *end = p + v->len;
-        uint8_t *tmp = malloc(v->len + 1);
+         * are the byte values. jansson hands out UTF-8 (with U+0000 kept,
+         * JSON_ALLOW_NUL), so each is one or two bytes here. */
+        size_t len = json_string_length(v);
+        const uint8_t *p = (const uint8_t *)json_string_value(v), *end = p + len;
+        uint8_t *tmp = malloc(len + 1);
         size_t n = 0;
         int rc = -1;
 
@@ -233,19 +240,19 @@ done:
         return rc;
 }
 
-static int put_record_default(const rctx_t *c, sl_obuf_t *o, const sl_json_t *v, avro_schema_t s,
+static int put_record_default(const rctx_t *c, sl_obuf_t *o, const json_t *v, avro_schema_t s,
                               int depth)
 {
-        const sl_json_t *obj = find_named(c, s), *fields = sl_json_get(obj, "fields");
+        const json_t *obj = find_named(c, s), *fields = json_object_get(obj, "fields");
 
-        if (v->type != SL_JSON_OBJECT)
+        if (!json_is_object(v))
                 return -1;
         for (size_t i = 0; i < avro_schema_record_size(s); i++) {
                 const char *name = avro_schema_record_field_name(s, (int)i);
-                const sl_json_t *fv = sl_json_get(v, name);
+                const json_t *fv = json_object_get(v, name);
 
                 if (!fv)
-                        fv = sl_json_get(field_json(fields, name), "default");
+                        fv = json_object_get(field_json(fields, name), "default");
                 if (!fv || put_default(c, o, fv, avro_schema_record_field_get_by_index(s, (int)i),
                                        depth + 1))
                         return -1;
@@ -253,76 +260,106 @@ static int put_record_default(const rctx_t *c, sl_obuf_t *o, const sl_json_t *v,
         return 0;
 }
 
-static int put_default(const rctx_t *c, sl_obuf_t *o, const sl_json_t *v, avro_schema_t s,
-                       int depth)
+/* An array default: one block of the items, then the end of blocks. */
+static int put_array_default(const rctx_t *c, sl_obuf_t *o, const json_t *v, avro_schema_t s,
+                             int depth)
+{
+        size_t n = json_array_size(v);
+
+        if (!json_is_array(v) || (n && sl_obuf_long(o, (int64_t)n)))
+                return -1;
+        for (size_t i = 0; i < n; i++)
+                if (put_default(c, o, json_array_get(v, i), avro_schema_array_items(s), depth + 1))
+                        return -1;
+        return sl_obuf_long(o, 0);
+}
+
+/* A map default: one block of the members in the order of the text (jansson
+ * keeps insertion order; a key given twice counts once, its last value, as
+ * avro-c's view of the same text has it). */
+static int put_map_default(const rctx_t *c, sl_obuf_t *o, const json_t *v, avro_schema_t s,
+                           int depth)
+{
+        json_t *obj = (json_t *)v; /* jansson's iterator takes non-const; only read */
+        size_t n = json_object_size(v);
+
+        if (!json_is_object(v) || (n && sl_obuf_long(o, (int64_t)n)))
+                return -1;
+        for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+                const char *key = json_object_iter_key(it);
+
+                if (sl_obuf_long(o, (int64_t)strlen(key)) || sl_obuf_put(o, key, strlen(key)) ||
+                    put_default(c, o, json_object_iter_value(it), avro_schema_map_values(s),
+                                depth + 1))
+                        return -1;
+        }
+        return sl_obuf_long(o, 0);
+}
+
+static int put_default(const rctx_t *c, sl_obuf_t *o, const json_t *v, avro_schema_t s, int depth)
 {
         float f;
         double d;
         uint8_t b;
+        size_t len;
         int idx;
 
         s = deref(s);
         if (depth > 64)
                 return -1;
+        /* Numbers: jansson reads a number without fraction or exponent as a
+         * json_int_t (long long), exactly, and refuses one beyond its range
+         * (as avro-c, reading the same text with the same jansson, already
+         * did); anything else is a double. */
         switch (avro_typeof(s)) {
         case AVRO_NULL:
-                return v->type == SL_JSON_NULL ? 0 : -1;
+                return json_is_null(v) ? 0 : -1;
         case AVRO_BOOLEAN:
-                if (v->type != SL_JSON_TRUE && v->type != SL_JSON_FALSE)
+                if (!json_is_boolean(v))
                         return -1;
-                b = v->type == SL_JSON_TRUE;
+                b = json_is_true(v);
                 return sl_obuf_put(o, &b, 1);
         case AVRO_INT32:
-                if (v->type != SL_JSON_NUMBER || !v->is_int || v->i64 < INT32_MIN ||
-                    v->i64 > INT32_MAX)
+                if (!json_is_integer(v) || json_integer_value(v) < INT32_MIN ||
+                    json_integer_value(v) > INT32_MAX)
                         return -1;
-                return sl_obuf_long(o, v->i64);
+                return sl_obuf_long(o, (int64_t)json_integer_value(v));
         case AVRO_INT64:
-                if (v->type != SL_JSON_NUMBER || !v->is_int)
+                if (!json_is_integer(v))
                         return -1;
-                return sl_obuf_long(o, v->i64);
+                return sl_obuf_long(o, (int64_t)json_integer_value(v));
         case AVRO_FLOAT:
-                if (v->type != SL_JSON_NUMBER)
+                if (!json_is_number(v))
                         return -1;
-                f = (float)v->num;
+                f = (float)json_number_value(v);
                 return sl_obuf_put(o, &f, 4);
         case AVRO_DOUBLE:
-                if (v->type != SL_JSON_NUMBER)
+                if (!json_is_number(v))
                         return -1;
-                d = v->num;
+                d = json_number_value(v);
                 return sl_obuf_put(o, &d, 8);
         case AVRO_STRING:
-                if (v->type != SL_JSON_STRING)
+                if (!json_is_string(v))
                         return -1;
-                return sl_obuf_long(o, (int64_t)v->len) || sl_obuf_put(o, v->str, v->len) ? -1 : 0;
+                len = json_string_length(v);
+                if (sl_obuf_long(o, (int64_t)len))
+                        return -1;
+                return sl_obuf_put(o, json_string_value(v), len);
         case AVRO_BYTES:
         case AVRO_FIXED:
-                if (v->type != SL_JSON_STRING)
+                if (!json_is_string(v))
                         return -1;
                 return put_bytes_default(
                     o, v, avro_typeof(s) == AVRO_FIXED ? avro_schema_fixed_size(s) : -1);
         case AVRO_ENUM:
-                if (v->type != SL_JSON_STRING ||
-                    (idx = avro_schema_enum_get_by_name(s, v->str)) < 0)
+                if (!json_is_string(v) ||
+                    (idx = avro_schema_enum_get_by_name(s, json_string_value(v))) < 0)
                         return -1;
                 return sl_obuf_long(o, idx);
         case AVRO_ARRAY:
+                return put_array_default(c, o, v, s, depth);
         case AVRO_MAP:
-                if (v->type != (avro_typeof(s) == AVRO_ARRAY ? SL_JSON_ARRAY : SL_JSON_OBJECT))
-                        return -1;
-                if (v->n && sl_obuf_long(o, (int64_t)v->n))
-                        return -1;
-                for (size_t i = 0; i < v->n; i++) {
-                        if (v->keys && (sl_obuf_long(o, (int64_t)strlen(v->keys[i])) ||
-                                        sl_obuf_put(o, v->keys[i], strlen(v->keys[i]))))
-                                return -1;
-                        if (put_default(c, o, v->items[i],
-                                        avro_typeof(s) == AVRO_ARRAY ? avro_schema_array_items(s)
-                                                                     : avro_schema_map_values(s),
-                                        depth + 1))
-                                return -1;
-                }
-                return sl_obuf_long(o, 0);
+                return put_map_default(c, o, v, s, depth);
         case AVRO_RECORD:
                 return put_record_default(c, o, v, s, depth);
         case AVRO_UNION:
@@ -459,7 +496,7 @@ static const sl_rp_t *build(rctx_t *c, avro_schema_t w, avro_schema_t r, const c
 static const sl_rp_t *build_record(rctx_t *c, sl_rp_t *n, const char *path, int depth)
 {
         avro_schema_t w = n->w, r = n->r;
-        const sl_json_t *obj = find_named(c, r), *fields = sl_json_get(obj, "fields");
+        const json_t *obj = find_named(c, r), *fields = json_object_get(obj, "fields");
         char sub[RP_PATH];
         int last = -1;
 
@@ -481,9 +518,9 @@ static const sl_rp_t *build_record(rctx_t *c, sl_rp_t *n, const char *path, int 
         }
         /* Reader fields the writer lacks under their own name may be there
          * under one of the reader field's aliases. */
-        for (size_t k = 0; fields && fields->type == SL_JSON_ARRAY && k < fields->n; k++) {
-                const sl_json_t *f = fields->items[k];
-                const char *rname = sl_json_str(f, "name");
+        for (size_t k = 0; k < json_array_size(fields); k++) {
+                const json_t *f = json_array_get(fields, k);
+                const char *rname = str_member(f, "name");
                 int ri = rname ? avro_schema_record_field_get_index(r, rname) : -1;
 
                 if (ri < 0 || avro_schema_record_field_get_index(w, rname) >= 0)
@@ -518,7 +555,7 @@ static const sl_rp_t *build_record(rctx_t *c, sl_rp_t *n, const char *path, int 
         }
         for (size_t i = 0; i < n->n_rfields; i++) {
                 const char *rname = avro_schema_record_field_name(r, (int)i);
-                const sl_json_t *def = sl_json_get(field_json(fields, rname), "default");
+                const json_t *def = json_object_get(field_json(fields, rname), "default");
                 sl_obuf_t o = {.max = 1u << 20};
 
                 if (n->rf[i].wfield >= 0)
@@ -540,8 +577,7 @@ static const sl_rp_t *build_record(rctx_t *c, sl_rp_t *n, const char *path, int 
 
 static const sl_rp_t *build_enum(rctx_t *c, sl_rp_t *n)
 {
-        const sl_json_t *obj = find_named(c, n->r);
-        const char *def = sl_json_str(obj, "default");
+        const char *def = str_member(find_named(c, n->r), "default");
         int def_idx = def ? avro_schema_enum_get_by_name(n->r, def) : -1;
 
         n->n_enum = (size_t)avro_schema_enum_number_of_symbols(n->w);
@@ -678,7 +714,7 @@ static const sl_rp_t *build(rctx_t *c, avro_schema_t w, avro_schema_t r, const c
         return n;
 }
 
-sl_err_t sl_rplan_new(avro_schema_t writer, avro_schema_t reader, const sl_json_t *reader_json,
+sl_err_t sl_rplan_new(avro_schema_t writer, avro_schema_t reader, const json_t *reader_json,
                       sl_rplan_t **planp)
 {
         rctx_t c = {0};
