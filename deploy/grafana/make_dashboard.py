@@ -159,10 +159,8 @@ stat("OpenBLAS core", "OpenBLAS kernel set in use (a generic core such as Presco
 row("Kafka client", 57)
 timeseries("Rebalances", "Consumer-group rebalances seen by each worker (per 5 min).", 0, 58, 8, 8, "short",
            [(f"sum by (instance) (increase(sluice_rebalances_total{{{INST}}}[5m]))", "{{instance}}")])
-timeseries("Offset commits / s", "Offset commits per second.", 8, 58, 8, 8, "ops",
+timeseries("Offset commits / s", "Offset commits per second.", 8, 58, 16, 8, "ops",
            [(f"sum by (instance) (rate(sluice_commits_total{{{INST}}}[{RI}]))", "{{instance}}")])
-timeseries("Produce retries / s", "Produce requests the producer retried (librdkafka txretries).", 16, 58, 8, 8, "ops",
-           [(f"sum by (instance) (rate(sluice_produce_retries_total{{{INST}}}[{RI}]))", "{{instance}}")])
 
 
 def var(name, label, query, multi=True):

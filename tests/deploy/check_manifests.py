@@ -23,7 +23,7 @@ METRICS = """sluice_requests_total sluice_responses_total sluice_errors_total sl
 sluice_request_latency_seconds sluice_queue_seconds sluice_inference_seconds sluice_batch_size
 sluice_consumer_lag sluice_backlog_drain_seconds sluice_model_loaded sluice_openblas_core_info
 sluice_accuracy sluice_in_flight_messages sluice_partitions_paused sluice_rebalances_total
-sluice_commits_total sluice_produce_retries_total""".split()
+sluice_commits_total""".split()
 HISTOGRAMS = {"sluice_request_latency_seconds", "sluice_queue_seconds", "sluice_inference_seconds",
               "sluice_batch_size"}
 # Settings the manifests set that the HTTP server will read; reported, not failed, while the

@@ -2,11 +2,9 @@
  * Broker faults injected with librdkafka's mock cluster (rdkafka_mock.h), against the real
  * worker (sl_worker_new / sl_worker_run in a thread / sl_worker_stop):
  *
- *  a) produce errors: retriable errors on Produce (NOT_LEADER_FOR_PARTITION a.k.a.
- *     NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS), a partition leader moving
- *     while the worker publishes, and a slow broker (acknowledgements later than
- *     request.timeout.ms): every request answered, in partition order, nothing produced again
- *     out of turn.
+ *  a) produce errors: retriable errors on Produce that say nothing was written
+ *     (NOT_LEADER_FOR_PARTITION a.k.a. NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS) and a slow
+ *     broker (acknowledgements 3 s late): every request answered, in partition order.
  *  b) commit errors on OffsetCommit (the periodic and the shutdown commit): nothing lost after
  *     a restart (a failed commit may only cause duplicates).
  *  c) the group coordinator moving to another broker, and a broker going down and up, while
@@ -14,6 +12,17 @@
  *  d) ordering (README "Ordering"): a delivery timeout or a producer without idempotence is
  *     refused at start (it could write a response after later ones of its partition); with
  *     acknowledgements 3 s late every response keeps its request's partition order.
+ *
+ * Not injected here: a leader of the responses topic moving while the worker publishes, and
+ * outcomes where a record may or may not have been written (a Produce request timing out,
+ * REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND). In both the idempotent producer can see
+ * a later batch of a partition accepted while an earlier one is unanswered or failed, and then
+ * acknowledges the earlier one implicitly (offset -1001): a real broker accepts a sequence only
+ * after the ones before it, so they were written; the mock checks no sequence of a
+ * non-transactional producer and writes nothing for a failed request, so the records are lost
+ * by the mock itself (librdkafka 2.0.2, measured: 6 to 64 responses per run acknowledged at
+ * offset -1001 and absent from the log, about one run in ten). A real broker stopped and
+ * restarted mid-stream is tests/integration/test_faults.py.
  *  e) a delivery that fails for good (a non-retriable Produce error) stops the worker with the
  *     message uncommitted; the restarted worker answers it: nothing lost.
  *
@@ -421,8 +430,8 @@ static void wait_assigned(run_t *r)
 
 /* ---- cases ---- */
 
-/* a) Produce errors: retriable errors, a leader change, and acknowledgements later than
- *    request.timeout.ms, all retried by the idempotent producer in order. */
+/* a) Produce errors: retriable errors, retried by the idempotent producer in order, and a
+ *    slow broker. */
 static void test_produce_errors(void **state)
 {
         topics_t t;
@@ -435,35 +444,29 @@ static void test_produce_errors(void **state)
 
         make_topics(&t);
         produce_requests(t.requests, 0, n / 3);
-        /* Every broker: the next Produce requests fail with retriable errors (the worker's
-         * producer is the only one producing from now on). */
+        /* Every broker: the next Produce requests fail with retriable errors that say the
+         * records were not written (the worker's producer is the only one producing from
+         * now on; see the header on errors that may have written them). */
         rd_kafka_mock_push_request_errors(
             mcluster, API_PRODUCE, 8, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-            RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-            RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
-        /* request.timeout.ms short so that slow acknowledgements time requests out. */
-        worker_start(&r, &t,
-                     getenv("SL_FAULT_KAFKA_DEBUG") ? getenv("SL_FAULT_KAFKA_DEBUG")
-                                                    : "request_timeout_ms = 1000;",
-                     "produce");
+            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+        /* SL_FAULT_KAFKA_DEBUG='debug = "msg,eos";' shows the producer's side. */
+        worker_start(&r, &t, getenv("SL_FAULT_KAFKA_DEBUG"), "produce");
         wait_assigned(&r);
         sleep_ms(1500);
-        /* Responses partitions change leader while the worker publishes. */
-        for (int p = 0; p < 4; p++)
-                rd_kafka_mock_partition_set_leader(mcluster, t.responses, p, 1 + (p + 1) % 3);
         produce_requests(t.requests, n / 3, 2 * n / 3);
-        /* Each broker answers its next Produce requests late (3 s > request.timeout.ms):
-         * the producer times those requests out and sends them again. */
+        /* Each broker answers its next Produce requests 3 s late while more are queued. */
         for (int b = 1; b <= N_BROKERS; b++)
                 rd_kafka_mock_broker_push_request_error_rtts(mcluster, b, API_PRODUCE, 2, 0, 3000,
                                                              0, 3000);
         produce_requests(t.requests, 2 * n / 3, n);
         read_responses(t.responses, n, 90000, &tally);
         log = worker_stop(&r, &res);
-        printf("[produce errors] worker: KAFKA warnings x%zu, result %s; requests topic "
-               "holds %lld, responses topic %lld, committed %lld\n",
+        printf("[produce errors] worker: KAFKA warnings x%zu, result %s; requests topic holds "
+               "%lld, responses topic %lld, committed %lld\n",
                count_of(log, "fac=KAFKA"), sl_err_name(res), (long long)topic_size(t.requests),
                (long long)topic_size(t.responses), (long long)committed_sum(t.requests, t.group));
         if (tally.unique != n || res != SL_OK)
@@ -612,8 +615,8 @@ static void expect_refused(const topics_t *t, const char *kafka_extra, const cha
 /* d) Per-partition order of responses (README "Ordering"). A delivery that times out leaves
  *    a gap that later responses of its partition fill first, so a finite delivery timeout
  *    (or a producer without idempotence, whose retries may reorder) is refused at start.
- *    Acknowledgements later than request.timeout.ms are then retried by the producer in
- *    order: every response keeps its request's partition order, and the worker never stops. */
+ *    Acknowledgements that come 3 s late, while more responses queue behind them, keep
+ *    every response in its request's partition order, and the worker never stops. */
 static void test_order_kept_when_acks_are_late(void **state)
 {
         topics_t t;
@@ -628,7 +631,7 @@ static void test_order_kept_when_acks_are_late(void **state)
         expect_refused(&t, "message_timeout_ms = 1500;", "message.timeout.ms = 1500");
         expect_refused(&t, "delivery_timeout_ms = 30000;", "delivery.timeout.ms = 30000");
         expect_refused(&t, "enable_idempotence = false;", "enable.idempotence = false");
-        worker_start(&r, &t, "request_timeout_ms = 1000;", "order");
+        worker_start(&r, &t, NULL, "order");
         wait_assigned(&r);
         produce_requests(t.requests, 0, n / 2);
         sleep_ms(1000);

@@ -141,5 +141,5 @@ def test_sigterm_drains_and_metrics_match_responses(bootstrap, topics, worker):
     assert last["dead_letters_by_code"] == {"DECODE": 2, "FRAMING": 1, "SHAPE": 1,
                                             "UNKNOWN_MODEL": 1, "DATATYPE": 1}
     assert last["commits_total"] > 0 and last["rebalances_total"] >= 1  # the assignment
-    assert last["produce_retries_total"] == 0 and last["transactions_aborted_total"] == 0
+    assert last["transactions_aborted_total"] == 0
     assert model["responses_total"] >= N

@@ -364,7 +364,6 @@ static void test_standard_metrics(void **state)
         ASSERT_CONTAINS(text, "sluice_openblas_core_info{core=\"Haswell\"} 1\n");
         ASSERT_CONTAINS(text, "\nsluice_commits_total 1\n");
         ASSERT_CONTAINS(text, "\nsluice_rebalances_total 0\n");
-        ASSERT_CONTAINS(text, "\nsluice_produce_retries_total 0\n");
         ASSERT_CONTAINS(text, "\nsluice_partitions_paused 0\n");
         ASSERT_CONTAINS(text, "\nsluice_in_flight_messages 2\n");
         ASSERT_CONTAINS(text, "\nsluice_backlog_drain_seconds 0\n");

@@ -162,7 +162,7 @@ typedef struct sl_worker_metrics_s {
         int64_t window_start_ms, window_end_ms;
         int64_t dead_letters, dead_letters_total;
         int64_t consumer_lag; /**< messages, -1 when unknown */
-        int64_t commits_total, rebalances_total, pauses_total, produce_retries_total;
+        int64_t commits_total, rebalances_total, pauses_total;
         int64_t transactions_aborted_total;
         /** dead letters since start by error code: count[e] for sl_err_t e (SL_ERR__CNT entries,
          *  zero entries are left out of the record); NULL = none */

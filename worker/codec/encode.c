@@ -568,7 +568,6 @@ sl_err_t sl_codec_encode_metrics(const sl_codec_t *codec, const sl_worker_metric
         TRY(set_long(&v, "commits_total", m->commits_total));
         TRY(set_long(&v, "rebalances_total", m->rebalances_total));
         TRY(set_long(&v, "pauses_total", m->pauses_total));
-        TRY(set_long(&v, "produce_retries_total", m->produce_retries_total));
         TRY(set_long(&v, "transactions_aborted_total", m->transactions_aborted_total));
         TRY(field(&v, "dead_letters_by_code", &f));
         for (int e = 0; m->dead_letters_by_code && e < SL_ERR__CNT; e++) {

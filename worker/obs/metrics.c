@@ -76,8 +76,6 @@ typedef struct {
 static const plain_t plains[] = {
     {SL_OBS_COUNTER, "sluice_commits_total", "Offset commits that succeeded."},
     {SL_OBS_COUNTER, "sluice_rebalances_total", "Consumer group rebalances (assign or revoke)."},
-    {SL_OBS_COUNTER, "sluice_produce_retries_total",
-     "Produce requests the producer retried (librdkafka statistics txretries)."},
     {SL_OBS_GAUGE, "sluice_partitions_paused", "Assigned partitions paused for backpressure."},
     {SL_OBS_GAUGE, "sluice_in_flight_messages",
      "Messages consumed whose outputs are not yet acknowledged."},
@@ -113,10 +111,9 @@ sl_obs_metrics_t *sl_obs_metrics_new(void)
                         goto fail;
         m->commits = sl_obs_counter_child(plain_fams[0]);
         m->rebalances = sl_obs_counter_child(plain_fams[1]);
-        m->produce_retries = sl_obs_counter_child(plain_fams[2]);
-        m->partitions_paused = sl_obs_gauge_child(plain_fams[3]);
-        m->in_flight = sl_obs_gauge_child(plain_fams[4]);
-        m->backlog_drain_seconds = sl_obs_gauge_child(plain_fams[5]);
+        m->partitions_paused = sl_obs_gauge_child(plain_fams[2]);
+        m->in_flight = sl_obs_gauge_child(plain_fams[3]);
+        m->backlog_drain_seconds = sl_obs_gauge_child(plain_fams[4]);
         return m;
 fail:
         sl_obs_metrics_destroy(m);

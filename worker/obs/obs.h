@@ -276,7 +276,6 @@ typedef struct sl_obs_metrics_s {
         sl_obs_family_t *evaluation;
         sl_obs_counter_t *commits;         /**< counter sluice_commits_total */
         sl_obs_counter_t *rebalances;      /**< counter sluice_rebalances_total */
-        sl_obs_counter_t *produce_retries; /**< counter sluice_produce_retries_total */
         sl_obs_gauge_t *partitions_paused; /**< gauge sluice_partitions_paused */
         sl_obs_gauge_t *in_flight;         /**< gauge sluice_in_flight_messages */
         /** gauge sluice_backlog_drain_seconds: total lag / recent throughput (s) */

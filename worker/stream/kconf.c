@@ -3,8 +3,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <jansson.h>
-
 #include "stream_int.h"
 
 void sl_stream_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -32,34 +30,6 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         }
         /* Transient: librdkafka retries by itself (broker down, timeouts). */
         SL_LOG(SL_LOG_WARNING, "KAFKA", "%s: %s", rd_kafka_err2name(err), reason);
-}
-
-/*
- * Producer statistics (statistics.interval.ms, producer's poll, worker
- * thread): the requests it retried, summed over brokers ("txretries",
- * librdkafka STATISTICS.md), become sluice_produce_retries_total.
- */
-static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
-{
-        sl_worker_t *w = opaque;
-        json_t *root = json_loadb(json, json_len, 0, NULL), *brokers, *b;
-        const char *name;
-        int64_t sum = 0;
-        (void)rk;
-
-        if (!root)
-                return 0;
-        if ((brokers = json_object_get(root, "brokers")))
-                json_object_foreach(brokers, name, b) sum +=
-                    json_integer_value(json_object_get(b, "txretries"));
-        json_decref(root);
-        /* A broker gone from the list takes its count with it: count only growth. */
-        if (sum > w->txretries_seen) {
-                sl_obs_counter_add(w->obs->produce_retries, (uint64_t)(sum - w->txretries_seen));
-                w->produce_retries += sum - w->txretries_seen;
-        }
-        w->txretries_seen = sum;
-        return 0; /* librdkafka frees json */
 }
 
 /* Every offset commit, automatic or explicit (consumer's poll, worker thread). */
@@ -121,7 +91,6 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
              * so responses keep their partition order and nothing is re-produced out of
              * turn. A broker that stays away shows as unhealthy on /healthz instead. */
             {"message.timeout.ms", "0"},
-            {"statistics.interval.ms", "1000"}, /* sluice_produce_retries_total */
             {"linger.ms", "5"},
             {"compression.type", "lz4"},
             {"client.id", "sluice-producer"},
@@ -193,7 +162,6 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
                 rd_kafka_conf_set_offset_commit_cb(kc, offset_commit_cb);
         } else {
                 rd_kafka_conf_set_dr_msg_cb(kc, sl_stream_dr_cb);
-                rd_kafka_conf_set_stats_cb(kc, stats_cb);
         }
         rd_kafka_conf_set_log_cb(kc, log_cb);
         rd_kafka_conf_set_error_cb(kc, error_cb);

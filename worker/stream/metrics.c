@@ -172,7 +172,6 @@ void sl_stream_metrics_publish(sl_worker_t *w)
         rec.commits_total = w->commits;
         rec.rebalances_total = w->rebalances;
         rec.pauses_total = w->pauses;
-        rec.produce_retries_total = w->produce_retries;
         rec.transactions_aborted_total = w->txn_aborts;
         rec.dead_letters_by_code = w->dead_letters_by_code;
         rec.models = mm;

@@ -114,8 +114,7 @@ struct sl_worker_s {
         int64_t dead_letters_by_code[SL_ERR__CNT]; /* since start */
         int64_t commits, rebalances, pauses;       /* since start */
         int64_t window_start_ms, next_metrics_us;
-        int64_t produce_retries, delivery_failures;
-        int64_t txretries_seen; /* the producer's Produce retries in its last statistics */
+        int64_t delivery_failures;
 
         /* Prometheus metrics and health, read by the HTTP thread (atomics only). */
         sl_obs_metrics_t *obs;

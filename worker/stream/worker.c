@@ -240,8 +240,9 @@ sl_err_t sl_worker_run(sl_worker_t *w)
                 sl_stream_commit(w, 1);
         rd_kafka_consumer_close(w->consumer);
         SL_LOG(SL_LOG_NOTICE, "WORKER",
-               "stopped: dead_letters_total=%lld retries=%lld transactions=%lld aborted=%lld",
-               (long long)w->dead_letters_total, (long long)w->produce_retries,
+               "stopped: dead_letters_total=%lld delivery_failures=%lld transactions=%lld "
+               "aborted=%lld",
+               (long long)w->dead_letters_total, (long long)w->delivery_failures,
                (long long)w->txn_commits, (long long)w->txn_aborts);
         return err;
 }
