@@ -194,4 +194,17 @@ sl_err_t sl_op_rnn(sl_opctx_t *c);
 sl_err_t sl_op_gru(sl_opctx_t *c);
 sl_err_t sl_op_lstm(sl_opctx_t *c);
 
+/*
+ * Vector math (ops/vmath.c): y[i] = f(x[i]) for i < n, y may equal x.
+ * sl_v* use AVX-512 when the CPU has it; sl_v*_ref are the scalar loops of
+ * the same algorithm (the fallback, and the unit tests' reference). Within a
+ * few ulp of libm; exp clamps its argument to [-87, 88].
+ */
+void sl_vexp(float *y, const float *x, int64_t n);
+void sl_vsigmoid(float *y, const float *x, int64_t n);
+void sl_vtanh(float *y, const float *x, int64_t n);
+void sl_vexp_ref(float *y, const float *x, int64_t n);
+void sl_vsigmoid_ref(float *y, const float *x, int64_t n);
+void sl_vtanh_ref(float *y, const float *x, int64_t n);
+
 #endif /* SL_OPS_H */

@@ -214,12 +214,10 @@ static void act_apply(const act_t *a, float *v, int64_t n)
                         v[i] = v[i] > 0.0f ? v[i] : 0.0f;
                 break;
         case ACT_TANH:
-                for (int64_t i = 0; i < n; i++)
-                        v[i] = tanhf(v[i]);
+                sl_vtanh(v, v, n);
                 break;
         case ACT_SIGMOID:
-                for (int64_t i = 0; i < n; i++)
-                        v[i] = 1.0f / (1.0f + expf(-v[i]));
+                sl_vsigmoid(v, v, n);
                 break;
         case ACT_AFFINE:
                 for (int64_t i = 0; i < n; i++)

@@ -13,6 +13,33 @@
 
 enum { SM_SOFTMAX, SM_LOG, SM_HARD };
 
+static void run_rows(const float *x, float *y, int64_t outer, int64_t len, int64_t inner, int kind);
+
+/* Softmax over contiguous rows (inner = 1, the common last-axis case), in
+ * float with the vector exp: max, exp(x - max), then one scale by 1 / sum. */
+static void softmax_rows(const float *x, float *y, int64_t outer, int64_t len)
+{
+        for (int64_t o = 0; o < outer; o++) {
+                const float *xp = x + o * len;
+                float *yp = y + o * len, mx = -INFINITY, inv;
+                double sum = 0;
+                for (int64_t i = 0; i < len; i++)
+                        mx = xp[i] > mx || isnan(xp[i]) ? xp[i] : mx;
+                if (isinf(mx) || isnan(mx)) {
+                        run_rows(xp, yp, 1, len, 1, SM_SOFTMAX);
+                        continue;
+                }
+                for (int64_t i = 0; i < len; i++)
+                        yp[i] = xp[i] - mx;
+                sl_vexp(yp, yp, len);
+                for (int64_t i = 0; i < len; i++)
+                        sum += yp[i];
+                inv = (float)(1.0 / sum);
+                for (int64_t i = 0; i < len; i++)
+                        yp[i] *= inv;
+        }
+}
+
 static void run_rows(const float *x, float *y, int64_t outer, int64_t len, int64_t inner, int kind)
 {
         for (int64_t o = 0; o < outer; o++)
@@ -68,7 +95,10 @@ static sl_err_t softmax(sl_opctx_t *c, int kind)
                 else
                         inner *= x->dims[i];
         }
-        run_rows(x->data, y->data, outer, len, inner, kind);
+        if (kind == SM_SOFTMAX && inner == 1)
+                softmax_rows(x->data, y->data, outer, len);
+        else
+                run_rows(x->data, y->data, outer, len, inner, kind);
         return SL_OK;
 }
 
