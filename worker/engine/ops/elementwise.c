@@ -216,6 +216,17 @@ static void row_f32(void *vctx, const int64_t *off, const int64_t *inner, int64_
                 for (int64_t i = 0; i < n; i++)
                         o[i] = a[i * sa] / b[i * sb];
                 break;
+        case OP_POW:
+                /* x^2 (LayerNorm's variance as exporters write it): the
+                 * float product is pow() in double rounded once, exactly. */
+                if (sb == 0 && b[0] == 2.0f) {
+                        for (int64_t i = 0; i < n; i++)
+                                o[i] = a[i * sa] * a[i * sa];
+                        break;
+                }
+                for (int64_t i = 0; i < n; i++)
+                        o[i] = (float)f64_op(c->op, a[i * sa], b[i * sb]);
+                break;
         default:
                 for (int64_t i = 0; i < n; i++)
                         o[i] = (float)f64_op(c->op, a[i * sa], b[i * sb]);

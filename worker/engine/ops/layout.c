@@ -104,6 +104,32 @@ sl_err_t sl_op_split(sl_opctx_t *c)
         return SL_OK;
 }
 
+/*
+ * Slice whose last axis has step 1: the trailing axes taken whole, plus the
+ * step-1 axis before them, are one contiguous block of x; copy those blocks
+ * with memcpy instead of element by element.
+ */
+static void slice_blocks(const sl_tensor_t *x, sl_tensor_t *y, const int64_t *start,
+                         const int64_t *step, const int64_t *dims, const int64_t *xs, size_t esz)
+{
+        int k = x->ndim - 1;
+        int64_t blk, nblk = 1;
+
+        while (k > 0 && dims[k] == x->dims[k] && start[k] == 0 && step[k - 1] == 1)
+                k--;
+        blk = dims[k] * xs[k];
+        for (int d = 0; d < k; d++)
+                nblk *= dims[d];
+        for (int64_t i = 0; i < nblk; i++) {
+                int64_t rem = i, off = start[k] * xs[k];
+                for (int d = k - 1; d >= 0; d--) {
+                        off += (start[d] + (rem % dims[d]) * step[d]) * xs[d];
+                        rem /= dims[d];
+                }
+                memcpy(EL(y, i * blk), CEL(x, off), (size_t)blk * esz);
+        }
+}
+
 sl_err_t sl_op_slice(sl_opctx_t *c)
 {
         const sl_tensor_t *x = c->in[0];
@@ -169,6 +195,10 @@ sl_err_t sl_op_slice(sl_opctx_t *c)
         esz = sl_dtype_size(x->dtype);
         sl_strides(x->ndim, x->dims, xs);
         n = sl_tensor_numel(y);
+        if (n && x->ndim > 0 && x->dtype != SL_DT_STRING && step[x->ndim - 1] == 1) {
+                slice_blocks(x, y, start, step, dims, xs, esz);
+                return SL_OK;
+        }
         for (int64_t i = 0; i < n; i++) {
                 int64_t rem = i, off = 0;
                 for (int d = x->ndim - 1; d >= 0; d--) {

@@ -27,6 +27,54 @@ static int64_t out_index(int64_t i, const sl_tensor_t *x, const bool *red)
         return o;
 }
 
+/*
+ * Sum of float x over one contiguous run of reduced axes [a0, a1), as
+ * outer x len x inner, into acc (zeroed, outer * inner doubles), in the same
+ * element order as the general loop. Returns false when the reduced axes
+ * are not one contiguous run (the general loop handles those).
+ */
+static bool reduce_rows(const sl_tensor_t *x, const bool *red, double *acc)
+{
+        int a0 = -1, a1 = -1;
+        int64_t outer = 1, len = 1, inner = 1;
+        const float *xd = x->data;
+
+        for (int d = 0; d < x->ndim; d++) {
+                if (!red[d])
+                        continue;
+                if (a0 < 0)
+                        a0 = d;
+                else if (a1 != d)
+                        return false;
+                a1 = d + 1;
+        }
+        if (a0 < 0)
+                return false;
+        for (int d = 0; d < x->ndim; d++) {
+                if (d < a0)
+                        outer *= x->dims[d];
+                else if (d < a1)
+                        len *= x->dims[d];
+                else
+                        inner *= x->dims[d];
+        }
+        for (int64_t o = 0; o < outer; o++) {
+                const float *xo = xd + o * len * inner;
+                double *ao = acc + o * inner;
+                if (inner == 1) {
+                        double s = 0;
+                        for (int64_t i = 0; i < len; i++)
+                                s += xo[i];
+                        ao[0] = s;
+                        continue;
+                }
+                for (int64_t i = 0; i < len; i++)
+                        for (int64_t j = 0; j < inner; j++)
+                                ao[j] += xo[i * inner + j];
+        }
+        return true;
+}
+
 static sl_err_t reduce(sl_opctx_t *c, int kind)
 {
         const sl_tensor_t *x = c->in[0];
@@ -80,7 +128,12 @@ static sl_err_t reduce(sl_opctx_t *c, int kind)
                          : kind == R_MIN  ? INFINITY
                          : kind == R_PROD ? 1.0
                                           : 0.0;
-        n = sl_tensor_numel(x);
+        if (x->dtype == SL_DT_FLOAT && (kind == R_SUM || kind == R_MEAN) &&
+            reduce_rows(x, red, acc)) {
+                n = 0; /* done */
+        } else {
+                n = sl_tensor_numel(x);
+        }
         for (int64_t i = 0; i < n; i++) {
                 double v = sl_tensor_get_f64(x, i);
                 int64_t o = out_index(i, x, red);
