@@ -331,10 +331,24 @@ sl_err_t sl_op_transpose(sl_opctx_t *c)
         if (esz == 4) {
                 const uint32_t *xd = x->data;
                 uint32_t *yd = y->data;
-                int64_t idx[SL_MAX_DIMS] = {0}, off = 0;
-                for (int64_t i = 0; i < n; i++) {
-                        yd[i] = xd[off];
-                        for (int d = x->ndim - 1; d >= 0; d--) {
+                int64_t idx[SL_MAX_DIMS] = {0}, off = 0, last, sl;
+                if (!n)
+                        return SL_OK;
+                if (x->ndim == 0) {
+                        yd[0] = xd[0];
+                        return SL_OK;
+                }
+                /* Runs along the output's last axis (contiguous in x when the
+                 * permutation keeps the last axis), odometer over the rest. */
+                last = dims[x->ndim - 1];
+                sl = ps[x->ndim - 1];
+                for (int64_t i = 0; i < n; i += last) {
+                        if (sl == 1)
+                                memcpy(yd + i, xd + off, sizeof(uint32_t) * (size_t)last);
+                        else
+                                for (int64_t j = 0; j < last; j++)
+                                        yd[i + j] = xd[off + j * sl];
+                        for (int d = x->ndim - 2; d >= 0; d--) {
                                 off += ps[d];
                                 if (++idx[d] < dims[d])
                                         break;
