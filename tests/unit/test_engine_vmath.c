@@ -108,13 +108,40 @@ static void test_nan_inf(void **state)
         assert_true(y[1] == 1.0f && y[2] < 1e-37f && y[3] == 0.5f);
 }
 
+/* The batch-1 recurrence of LSTM/GRU: sl_gemv_rows against a plain dot
+ * product on odd n (rows in fours) and k (masked tail). */
+static void test_gemv_rows(void **state)
+{
+        static const int64_t ns[] = {1, 5, 60, 96}, ks[] = {1, 17, 20, 24, 67};
+        float w[96 * 67], a[67], y[97], r[96];
+        (void)state;
+        for (int64_t i = 0; i < 96 * 67; i++)
+                w[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+        for (int64_t i = 0; i < 67; i++)
+                a[i] = (float)((i * 13) % 29) / 14.0f - 1.0f;
+        for (size_t in = 0; in < sizeof(ns) / sizeof(ns[0]); in++)
+                for (size_t ik = 0; ik < sizeof(ks) / sizeof(ks[0]); ik++) {
+                        int64_t n = ns[in], k = ks[ik];
+                        y[n] = 12345.0f;
+                        if (!sl_gemv_rows(w, a, y, n, k))
+                                skip();
+                        for (int64_t j = 0; j < n; j++) {
+                                double d = 0;
+                                for (int64_t i = 0; i < k; i++)
+                                        d += (double)w[j * k + i] * a[i];
+                                r[j] = (float)d;
+                        }
+                        check_close("gemv", r, y, r, n, 1e-5, 1e-5);
+                        assert_true(y[n] == 12345.0f);
+                }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_vexp),
-            cmocka_unit_test(test_vtanh),
-            cmocka_unit_test(test_vsigmoid),
-            cmocka_unit_test(test_nan_inf),
+            cmocka_unit_test(test_vexp),      cmocka_unit_test(test_vtanh),
+            cmocka_unit_test(test_vsigmoid),  cmocka_unit_test(test_nan_inf),
+            cmocka_unit_test(test_gemv_rows),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,14 @@ static bool gemv_ok(void)
 }
 #endif
 
+bool sl_gemv_rows(const float *w, const float *a, float *y, int64_t n, int64_t k)
+{
+        if (!n || !k || !gemv_ok())
+                return false;
+        gemv_rows(w, a, y, n, k, 1.0f, false);
+        return true;
+}
+
 /*
  * One row times constant B [K][N] (MatMul at batch 1): B transposed once per
  * session into the node's cache, then the dot-product kernel above.

@@ -194,6 +194,14 @@ sl_err_t sl_op_rnn(sl_opctx_t *c);
 sl_err_t sl_op_gru(sl_opctx_t *c);
 sl_err_t sl_op_lstm(sl_opctx_t *c);
 
+/**
+ * @brief y[j] = dot(W[j], a) for j < n, W row-major [n][k] (ops/gemm.c):
+ *        the AVX-512 matrix-vector kernel of Gemm at batch 1.
+ * @returns false (nothing written) when the CPU lacks AVX-512 or n or k is 0;
+ *          the caller then uses cblas.
+ */
+bool sl_gemv_rows(const float *w, const float *a, float *y, int64_t n, int64_t k);
+
 /*
  * Vector math (ops/vmath.c): y[i] = f(x[i]) for i < n, y may equal x.
  * sl_v* use AVX-512 when the CPU has it; sl_v*_ref are the scalar loops of

@@ -432,8 +432,12 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
                 memset(w->xp, 0, sizeof(float) * (size_t)(s->seq * nb * gh));
 
         for (int64_t step = 0; step < maxlen; step++) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)ngemm, (int)hid,
-                            1.0f, w->h, (int)hid, rd, (int)hid, 0.0f, w->hr, (int)gh);
+                /* One sequence (batch 1): a matrix-vector product, without
+                 * sgemm's per-call packing. */
+                if (nb > 1 || !sl_gemv_rows(rd, w->h, w->hr, ngemm, hid))
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)ngemm,
+                                    (int)hid, 1.0f, w->h, (int)hid, rd, (int)hid, 0.0f, w->hr,
+                                    (int)gh);
                 if (s->cell == CELL_GRU && !s->lbr) {
                         for (int64_t b = 0; b < nb; b++) {
                                 int64_t l = seq_len(s, b), t = rev ? l - 1 - step : step;
@@ -447,9 +451,10 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
                                 for (int64_t j = 0; j < hid; j++)
                                         rh[j] = g[hid + j] * hb[j];
                         }
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)hid,
-                                    (int)hid, 1.0f, w->rh, (int)hid, rd + 2 * hid * hid, (int)hid,
-                                    0.0f, w->hrh, (int)hid);
+                        if (nb > 1 || !sl_gemv_rows(rd + 2 * hid * hid, w->rh, w->hrh, hid, hid))
+                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb,
+                                            (int)hid, (int)hid, 1.0f, w->rh, (int)hid,
+                                            rd + 2 * hid * hid, (int)hid, 0.0f, w->hrh, (int)hid);
                 }
                 for (int64_t b = 0; b < nb; b++) {
                         int64_t l = seq_len(s, b), t = rev ? l - 1 - step : step;
