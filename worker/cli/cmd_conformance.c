@@ -439,6 +439,12 @@ int sl_cmd_conformance(int argc, char **argv)
                 rc = check_expect(&r, expect) == 0 ? 0 : 1;
         else
                 rc = r.failed ? 1 : 0;
+        if (!r.passed && !r.failed && !r.skipped) {
+                /* A directory of test directories, not the data root above them. */
+                fprintf(stderr, "sluice conformance: no tests found (a test is a directory holding "
+                                "model.onnx and test_data_set_*/; pass e.g. .../data/node)\n");
+                rc = 1;
+        }
         if (r.skipped)
                 printf("%d passed, %d failed, %d skipped\n", r.passed, r.failed, r.skipped);
         else

@@ -68,8 +68,11 @@ int sl_cmd_worker(int argc, char **argv)
                 }
         }
         if (!path || optind != argc) {
-                fprintf(stderr, "sluice worker: %s\n\n",
-                        !path ? "a config file is required (-c FILE)" : "unexpected argument");
+                if (!path)
+                        fprintf(stderr, "sluice worker: a config file is required (-c FILE)\n\n");
+                else
+                        fprintf(stderr, "sluice worker: unexpected argument '%s'\n\n",
+                                argv[optind]);
                 usage(stderr);
                 return 2;
         }

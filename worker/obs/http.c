@@ -220,7 +220,7 @@ sl_err_t sl_obs_http_start(const sl_obs_http_params_t *params, sl_obs_http_t **h
                           host, params->port);
                 return SL_ERR_INTERNAL;
         }
-        SL_LOG(SL_LOG_INFO, "HTTP", "serving /metrics /healthz /readyz on %s:%d", host, http->port);
+        /* The caller announces it (it knows what the server is for). */
         *httpp = http;
         return SL_OK;
 }

@@ -120,6 +120,26 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
                                   sl_conf_kafka_prop_where(p, where, sizeof(where)), p->name);
                         goto fail;
                 }
+                /* transactional.id comes from delivery.transactional_id, in exactly_once only. */
+                if (!consumer && !strcmp(p->name, "transactional.id")) {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: kafka property transactional.id: set "
+                                  "delivery.guarantee = \"exactly_once\" (and "
+                                  "delivery.transactional_id) instead",
+                                  sl_conf_kafka_prop_where(p, where, sizeof(where)));
+                        goto fail;
+                }
+                /* The idempotent producer needs every in-sync replica's acknowledgement. */
+                if (!consumer &&
+                    (!strcmp(p->name, "acks") || !strcmp(p->name, "request.required.acks")) &&
+                    strcmp(p->value, "all") && strcmp(p->value, "-1")) {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: kafka property %s = %s: the idempotent producer sluice "
+                                  "uses needs acks = all (-1, the default)",
+                                  sl_conf_kafka_prop_where(p, where, sizeof(where)), p->name,
+                                  p->value);
+                        goto fail;
+                }
                 /* A delivery that may time out leaves a gap that later responses of its
                  * partition fill first; a producer without idempotence may reorder retries. */
                 if (!consumer && !w->eos &&
@@ -176,10 +196,29 @@ sl_err_t sl_worker_conf_check(const sl_conf_t *conf, char *errstr, size_t errstr
 {
         sl_worker_t w = {.conf = conf};
         rd_kafka_conf_t *kc;
+        rd_kafka_t *rk;
+        char kerr[512];
+
+        /* As sl_worker_new() decides them. */
+        w.eos = !strcmp(conf->delivery_guarantee, "exactly_once");
+        sl_strfmt(w.txn_id, sizeof(w.txn_id), "sluice-check");
         for (int consumer = 0; consumer < 2; consumer++) {
                 if (!(kc = conf_build(&w, consumer, errstr, errstr_size)))
                         return SL_ERR_CONFIG;
-                rd_kafka_conf_destroy(kc);
+                /* librdkafka checks the properties against each other only when a client is
+                 * made (e.g. max.in.flight with idempotence); the client is destroyed at once,
+                 * before it has sent anything that matters (and quietly: its connection
+                 * attempts are not the check's business). */
+                rd_kafka_conf_set(kc, "log_level", "0", NULL, 0);
+                if (!(rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, kc, kerr,
+                                        sizeof(kerr)))) {
+                        rd_kafka_conf_destroy(kc);
+                        sl_strfmt(errstr, errstr_size, "%s: kafka properties (%s): %s",
+                                  conf->path && *conf->path ? conf->path : "(defaults)",
+                                  consumer ? "consumer" : "producer", kerr);
+                        return SL_ERR_CONFIG;
+                }
+                rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         }
         return SL_OK;
 }
@@ -193,12 +232,14 @@ sl_err_t sl_stream_clients_new(sl_worker_t *w, char *errstr, size_t errstr_size)
             !(pc = conf_build(w, 0, errstr, errstr_size)))
                 goto fail;
         if (!(w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof(kerr)))) {
-                sl_strfmt(errstr, errstr_size, "producer: %s", kerr);
+                sl_strfmt(errstr, errstr_size, "%s: kafka properties (producer): %s",
+                          w->conf->path && *w->conf->path ? w->conf->path : "(defaults)", kerr);
                 goto fail;
         }
         pc = NULL; /* owned by the producer now */
         if (!(w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof(kerr)))) {
-                sl_strfmt(errstr, errstr_size, "consumer: %s", kerr);
+                sl_strfmt(errstr, errstr_size, "%s: kafka properties (consumer): %s",
+                          w->conf->path && *w->conf->path ? w->conf->path : "(defaults)", kerr);
                 goto fail;
         }
         rd_kafka_poll_set_consumer(w->consumer);

@@ -697,7 +697,7 @@ void sl_stream_handle(sl_worker_t *w, rd_kafka_message_t *msg)
                 }
         }
         if (!(m = sl_stream_route(w, req, &shadow))) {
-                sl_strfmt(errstr, sizeof(errstr), "model %s%s%s is not served here",
+                sl_strfmt(errstr, sizeof(errstr), "model '%s'%s%s is not served here",
                           req->model_name, req->model_version ? " version " : "",
                           req->model_version ? req->model_version : "");
                 reject(w, msg, inf, req, NULL, SL_ERR_UNKNOWN_MODEL, errstr);
