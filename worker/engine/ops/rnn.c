@@ -342,6 +342,53 @@ static void lstm_row(const rnn_t *s, int d, const float *xr, float *g, float *h,
                 h[j] = go[j] * gc[j];
 }
 
+/* LSTM with the default activations (sigmoid, tanh, tanh), no clip, no
+ * peepholes and no input_forget: the case steps_lstm_plain() runs. */
+static bool lstm_plain(const rnn_t *s, int d)
+{
+        return s->cell == CELL_LSTM && !s->p && s->clip <= 0.0f && !s->input_forget &&
+               s->act[d][0].kind == ACT_SIGMOID && s->act[d][1].kind == ACT_TANH &&
+               s->act[d][2].kind == ACT_TANH;
+}
+
+/*
+ * One step of a plain LSTM (lstm_plain()) over the rows of the batch still
+ * inside their sequence: the gates i, o, f of a row are contiguous, so one
+ * sigmoid call covers them, and tanh(c) runs once over the whole batch
+ * (into \p tc, batch * hid floats) instead of once per row.
+ */
+static void lstm_step_plain(const rnn_t *s, int d, work_t *w, int64_t step, bool rev, float *tc)
+{
+        int64_t hid = s->hid, gh = 4 * hid, nb = s->batch;
+
+        for (int64_t b = 0; b < nb; b++) {
+                int64_t l = seq_len(s, b), t = rev ? l - 1 - step : step;
+                float *g = w->hr + b * gh, *c = w->c + b * hid;
+                const float *xr, *gi = g, *gf = g + 2 * hid, *gc = g + 3 * hid;
+                if (step >= l)
+                        continue;
+                xr = w->xp + x_row(s, t, b) * gh;
+                for (int64_t j = 0; j < gh; j++)
+                        g[j] += xr[j] + w->bx[j];
+                sl_vsigmoid(g, g, 3 * hid);
+                sl_vtanh(g + 3 * hid, g + 3 * hid, hid);
+                for (int64_t j = 0; j < hid; j++)
+                        c[j] = gf[j] * c[j] + gi[j] * gc[j];
+        }
+        sl_vtanh(tc, w->c, nb * hid);
+        for (int64_t b = 0; b < nb; b++) {
+                int64_t l = seq_len(s, b), t = rev ? l - 1 - step : step;
+                const float *go = w->hr + b * gh + hid, *tb = tc + b * hid;
+                float *h = w->h + b * hid;
+                if (step >= l)
+                        continue;
+                for (int64_t j = 0; j < hid; j++)
+                        h[j] = go[j] * tb[j];
+                if (s->y)
+                        memcpy(s->y + y_off(s, t, d, b), h, sizeof(float) * (size_t)hid);
+        }
+}
+
 static void rnn_row(const rnn_t *s, int d, const float *xr, float *g, float *h, const float *bx)
 {
         for (int64_t j = 0; j < s->hid; j++)
@@ -405,6 +452,7 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
         /* GRU without linear_before_reset: the per-step sgemm covers z and r
          * only; the hidden gate's recurrence needs r first. */
         int64_t ngemm = s->cell == CELL_GRU && !s->lbr ? 2 * hid : gh;
+        bool plain = lstm_plain(s, d);
 
         setup_bias(s, d, w);
         for (int64_t b = 0; b < nb; b++) {
@@ -438,6 +486,10 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)ngemm,
                                     (int)hid, 1.0f, w->h, (int)hid, rd, (int)hid, 0.0f, w->hr,
                                     (int)gh);
+                if (plain) {
+                        lstm_step_plain(s, d, w, step, rev, w->rh);
+                        continue;
+                }
                 if (s->cell == CELL_GRU && !s->lbr) {
                         for (int64_t b = 0; b < nb; b++) {
                                 int64_t l = seq_len(s, b), t = rev ? l - 1 - step : step;

@@ -116,6 +116,14 @@ AVX512 static inline __m512 exp16(__m512 x)
         return _mm512_mask_blend_ps(nan, y, x0);
 }
 
+/* 1 / d: the 14-bit estimate and one Newton step (about 1 ulp), cheaper
+ * than a division. */
+AVX512 static inline __m512 rcp16(__m512 d)
+{
+        __m512 r = _mm512_rcp14_ps(d);
+        return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+}
+
 AVX512 static inline __m512 tanh16(__m512 x)
 {
         __m512 a = _mm512_abs_ps(x), z = _mm512_mul_ps(x, x), p, r;
@@ -128,9 +136,8 @@ AVX512 static inline __m512 tanh16(__m512 x)
         p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(TANH_P4));
         p = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
         r = exp16(_mm512_add_ps(a, a));
-        r = _mm512_sub_ps(
-            _mm512_set1_ps(1.0f),
-            _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(r, _mm512_set1_ps(1.0f))));
+        r = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), rcp16(_mm512_add_ps(r, _mm512_set1_ps(1.0f))),
+                             _mm512_set1_ps(1.0f));
         r = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
         return _mm512_mask_blend_ps(small, r, p);
 }
@@ -138,7 +145,7 @@ AVX512 static inline __m512 tanh16(__m512 x)
 AVX512 static inline __m512 sigmoid16(__m512 x)
 {
         __m512 one = _mm512_set1_ps(1.0f);
-        return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+        return rcp16(_mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
 
 #define VLOOP(name, f)                                                                             \
