@@ -14,6 +14,10 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
         (void)rk;
         if (level > SL_LOG_DEBUG)
                 level = SL_LOG_DEBUG;
+        /* The kafka group goes to both clients: each ignoring the other's properties is
+         * expected, not a warning. */
+        if (!strcmp(fac, "CONFWARN") && strstr(buf, "will be ignored by this"))
+                level = SL_LOG_DEBUG;
         SL_LOG(level, fac, "rdkafka: %s", buf);
 }
 
