@@ -649,8 +649,8 @@ static sl_err_t setup(sl_opctx_t *c, cell_t cell, rnn_t *s)
         return SL_OK;
 }
 
-/* Allocate the outputs that are wanted; Y starts zeroed (padding past each
- * sequence's end). */
+/* Allocate the outputs that are wanted; with sequence_lens, Y starts zeroed
+ * (padding past each sequence's end). */
 static sl_err_t outputs(sl_opctx_t *c, rnn_t *s)
 {
         int64_t yd[4], sd[3];
@@ -667,7 +667,9 @@ static sl_err_t outputs(sl_opctx_t *c, rnn_t *s)
         if (sl_op_has_output(c, 0)) {
                 if (!(t = sl_op_output(c, 0, SL_DT_FLOAT, 4, yd)))
                         return SL_ERR_NOMEM;
-                memset(t->data, 0, t->nbytes);
+                /* Without sequence_lens every step writes every row. */
+                if (s->lens)
+                        memset(t->data, 0, t->nbytes);
                 s->y = t->data;
         }
         if (sl_op_has_output(c, 1)) {

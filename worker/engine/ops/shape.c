@@ -320,6 +320,24 @@ sl_err_t sl_op_constant_of_shape(sl_opctx_t *c)
                 return SL_ERR_NOMEM;
         esz = sl_dtype_size(val.dtype);
         n = sl_tensor_numel(y);
+        if (esz <= 8 && val.dtype != SL_DT_STRING) {
+                /* Numbers: a zero value (the usual initial state) is one
+                 * memset; anything else doubles the filled prefix. */
+                static const char zeros[8];
+                size_t done = n ? esz : 0, total = (size_t)n * esz;
+                if (!memcmp(val.data, zeros, esz)) {
+                        memset(y->data, 0, total);
+                        return SL_OK;
+                }
+                if (n)
+                        memcpy(y->data, val.data, esz);
+                while (done < total) {
+                        size_t k = done < total - done ? done : total - done;
+                        memcpy((char *)y->data + done, y->data, k);
+                        done += k;
+                }
+                return SL_OK;
+        }
         for (int64_t i = 0; i < n; i++)
                 memcpy((char *)y->data + (size_t)i * esz, val.data, esz);
         return SL_OK;
