@@ -191,6 +191,27 @@ static int64_t i64_op(int op, int64_t x, int64_t y)
         }
 }
 
+/* o[i] = a[i * sa] OP b[i * sb], with the unit-stride and scalar cases
+ * spelled out so that they vectorise (strides are only known at run time). */
+#define BIN_LOOP(OP)                                                                               \
+        do {                                                                                       \
+                if (sa == 1 && sb == 1) {                                                          \
+                        for (int64_t i = 0; i < n; i++)                                            \
+                                o[i] = a[i] OP b[i];                                               \
+                } else if (sa == 1 && sb == 0) {                                                   \
+                        float bv = b[0];                                                           \
+                        for (int64_t i = 0; i < n; i++)                                            \
+                                o[i] = a[i] OP bv;                                                 \
+                } else if (sa == 0 && sb == 1) {                                                   \
+                        float av = a[0];                                                           \
+                        for (int64_t i = 0; i < n; i++)                                            \
+                                o[i] = av OP b[i];                                                 \
+                } else {                                                                           \
+                        for (int64_t i = 0; i < n; i++)                                            \
+                                o[i] = a[i * sa] OP b[i * sb];                                     \
+                }                                                                                  \
+        } while (0)
+
 static void row_f32(void *vctx, const int64_t *off, const int64_t *inner, int64_t oo, int64_t n)
 {
         const binctx_t *c = vctx;
@@ -201,20 +222,16 @@ static void row_f32(void *vctx, const int64_t *off, const int64_t *inner, int64_
 
         switch (c->op) {
         case OP_ADD:
-                for (int64_t i = 0; i < n; i++)
-                        o[i] = a[i * sa] + b[i * sb];
+                BIN_LOOP(+);
                 break;
         case OP_SUB:
-                for (int64_t i = 0; i < n; i++)
-                        o[i] = a[i * sa] - b[i * sb];
+                BIN_LOOP(-);
                 break;
         case OP_MUL:
-                for (int64_t i = 0; i < n; i++)
-                        o[i] = a[i * sa] * b[i * sb];
+                BIN_LOOP(*);
                 break;
         case OP_DIV:
-                for (int64_t i = 0; i < n; i++)
-                        o[i] = a[i * sa] / b[i * sb];
+                BIN_LOOP(/);
                 break;
         case OP_POW:
                 /* x^2 (LayerNorm's variance as exporters write it): the

@@ -16,24 +16,35 @@ enum { SM_SOFTMAX, SM_LOG, SM_HARD };
 static void run_rows(const float *x, float *y, int64_t outer, int64_t len, int64_t inner, int kind);
 
 /* Softmax over contiguous rows (inner = 1, the common last-axis case), in
- * float with the vector exp: max, exp(x - max), then one scale by 1 / sum. */
+ * float with the vector exp: x - max of every row, one exp over the whole
+ * tensor (attention rows are short), then one scale per row by 1 / sum.
+ * Rows whose max is infinite or NaN take the double path. */
 static void softmax_rows(const float *x, float *y, int64_t outer, int64_t len)
 {
         for (int64_t o = 0; o < outer; o++) {
                 const float *xp = x + o * len;
-                float *yp = y + o * len, mx = -INFINITY, inv;
-                double sum = 0;
+                float *yp = y + o * len, mx = -INFINITY;
                 for (int64_t i = 0; i < len; i++)
                         mx = xp[i] > mx || isnan(xp[i]) ? xp[i] : mx;
-                if (isinf(mx) || isnan(mx)) {
+                if (isinf(mx) || isnan(mx))
+                        mx = 0.0f; /* redone below */
+                for (int64_t i = 0; i < len; i++)
+                        yp[i] = xp[i] - mx;
+        }
+        sl_vexp(y, y, outer * len);
+        for (int64_t o = 0; o < outer; o++) {
+                const float *xp = x + o * len;
+                float *yp = y + o * len, inv;
+                double sum = 0;
+                bool finite = true;
+                for (int64_t i = 0; i < len; i++) {
+                        sum += yp[i];
+                        finite &= isfinite(xp[i]);
+                }
+                if (!finite) {
                         run_rows(xp, yp, 1, len, 1, SM_SOFTMAX);
                         continue;
                 }
-                for (int64_t i = 0; i < len; i++)
-                        yp[i] = xp[i] - mx;
-                sl_vexp(yp, yp, len);
-                for (int64_t i = 0; i < len; i++)
-                        sum += yp[i];
                 inv = (float)(1.0 / sum);
                 for (int64_t i = 0; i < len; i++)
                         yp[i] *= inv;
