@@ -389,6 +389,67 @@ static void lstm_step_plain(const rnn_t *s, int d, work_t *w, int64_t step, bool
         }
 }
 
+/*
+ * A plain LSTM (lstm_plain()) direction without sequence_lens, layout 0,
+ * batch > 1, gate-major: the pre-activations are kept transposed, [G*hid,
+ * batch], and H and C as [hid, batch], so that each gate of the whole batch
+ * is one contiguous run: per step one sgemm R · H^T, one sigmoid call over
+ * i, o, f, one tanh over the cell input and one over C, and loops that
+ * vectorise, instead of short per-row calls. Same arithmetic as
+ * lstm_step_plain() per element.
+ */
+static void lstm_gate_major(const rnn_t *s, int d, work_t *w, const float *wd, const float *rd,
+                            bool rev)
+{
+        int64_t hid = s->hid, gh = 4 * hid, nb = s->batch, sn = s->seq * nb, hn = hid * nb;
+        float *xt = w->xp, *g = w->hr, *ht = w->h, *ct = w->c, *tc = w->rh;
+
+        for (int64_t b = 0; b < nb; b++)
+                for (int64_t j = 0; j < hid; j++) {
+                        int64_t o = state_off(s, d, b) + j;
+                        ht[j * nb + b] = s->h0 ? s->h0[o] : 0.0f;
+                        ct[j * nb + b] = s->c0 ? s->c0[o] : 0.0f;
+                }
+        /* xt = W · X^T: [G*hid, seq*batch], column t*batch + b. */
+        if (s->in)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)gh, (int)sn, (int)s->in,
+                            1.0f, wd, (int)s->in, s->x, (int)s->in, 0.0f, xt, (int)sn);
+        else
+                memset(xt, 0, sizeof(float) * (size_t)(gh * sn));
+        for (int64_t step = 0; step < s->seq; step++) {
+                int64_t t = rev ? s->seq - 1 - step : step;
+                const float *gi = g, *go = g + hn, *gf = g + 2 * hn, *gc = g + 3 * hn;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)gh, (int)nb, (int)hid,
+                            1.0f, rd, (int)hid, ht, (int)nb, 0.0f, g, (int)nb);
+                for (int64_t r = 0; r < gh; r++) {
+                        const float *xr = xt + r * sn + t * nb;
+                        float *gr = g + r * nb, bb = w->bx[r];
+                        for (int64_t b = 0; b < nb; b++)
+                                gr[b] += xr[b] + bb;
+                }
+                sl_vsigmoid(g, g, 3 * hn);
+                sl_vtanh(g + 3 * hn, g + 3 * hn, hn);
+                for (int64_t k = 0; k < hn; k++)
+                        ct[k] = gf[k] * ct[k] + gi[k] * gc[k];
+                sl_vtanh(tc, ct, hn);
+                for (int64_t k = 0; k < hn; k++)
+                        ht[k] = go[k] * tc[k];
+                if (s->y)
+                        for (int64_t b = 0; b < nb; b++) {
+                                float *yb = s->y + y_off(s, t, d, b);
+                                for (int64_t j = 0; j < hid; j++)
+                                        yb[j] = ht[j * nb + b];
+                        }
+        }
+        for (int64_t b = 0; b < nb; b++)
+                for (int64_t j = 0; j < hid; j++) {
+                        if (s->yh)
+                                s->yh[state_off(s, d, b) + j] = ht[j * nb + b];
+                        if (s->yc)
+                                s->yc[state_off(s, d, b) + j] = ct[j * nb + b];
+                }
+}
+
 static void rnn_row(const rnn_t *s, int d, const float *xr, float *g, float *h, const float *bx)
 {
         for (int64_t j = 0; j < s->hid; j++)
@@ -455,6 +516,10 @@ static void run_direction(const rnn_t *s, int d, work_t *w)
         bool plain = lstm_plain(s, d);
 
         setup_bias(s, d, w);
+        if (plain && !s->lens && !s->layout && nb > 1) {
+                lstm_gate_major(s, d, w, wd, rd, rev);
+                return;
+        }
         for (int64_t b = 0; b < nb; b++) {
                 int64_t l = seq_len(s, b);
                 if (l > maxlen)
