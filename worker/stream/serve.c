@@ -462,7 +462,11 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
                                         best = i;
                         sl_stream_eval_prediction(w, b->stats, pr->req, (int32_t)best, sc);
                 }
-                if (pr->req->has_label && resp.n_classes) {
+                /* A label outside the model's classes is no evidence either way: the
+                 * evaluator counts it as invalid (WorkerMetrics evaluation.invalid). */
+                if (pr->req->has_label && resp.n_classes &&
+                    (b->stats->n_classes <= 0 ||
+                     (pr->req->label >= 0 && pr->req->label < b->stats->n_classes))) {
                         int hit = resp.classes[0].index == pr->req->label;
                         sl_obs_model_metrics_label(&b->stats->obs, hit);
                         b->stats->labelled++;
