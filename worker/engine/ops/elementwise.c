@@ -42,13 +42,36 @@ typedef struct {
         int n;
 } bcast_t;
 
+/*
+ * Adjacent dimensions that every operand walks as one (stride of the outer
+ * = stride of the inner * its size, e.g. both broadcast or both contiguous)
+ * are merged, so that rows are as long as possible: x / scalar is one row,
+ * not one per last-axis run.
+ */
 static void bcast_init(bcast_t *b, int ndim, const int64_t *dims, const sl_tensor_t **ts, int n)
 {
-        b->ndim = ndim;
+        int64_t st[3][SL_MAX_DIMS];
+        int nd = 0;
+
         b->n = n;
-        memcpy(b->dims, dims, sizeof(int64_t) * (size_t)ndim);
         for (int k = 0; k < n; k++)
-                sl_broadcast_strides(ts[k], ndim, dims, b->st[k]);
+                sl_broadcast_strides(ts[k], ndim, dims, st[k]);
+        for (int d = 0; d < ndim; d++) {
+                bool merge = nd > 0;
+                for (int k = 0; k < n && merge; k++)
+                        merge = b->st[k][nd - 1] == st[k][d] * dims[d];
+                if (merge) {
+                        b->dims[nd - 1] *= dims[d];
+                        for (int k = 0; k < n; k++)
+                                b->st[k][nd - 1] = st[k][d];
+                        continue;
+                }
+                b->dims[nd] = dims[d];
+                for (int k = 0; k < n; k++)
+                        b->st[k][nd] = st[k][d];
+                nd++;
+        }
+        b->ndim = nd;
 }
 
 typedef void (*row_fn)(void *ctx, const int64_t *off, const int64_t *inner, int64_t out_off,
