@@ -1,76 +1,13 @@
 /*
  * Unit tests of the engine's speed paths: direct Conv, Conv with a fused
  * MaxPool and the one-row Gemm against plain loops, Conv/Gemm+Relu fusion,
- * and runs that allocate nothing (counted by this program's malloc family).
+ * and runs that allocate nothing (counted by alloc_count.h).
  */
 #include "engine_fixtures.h"
 
 /* ---- speed paths: direct Conv against a reference, allocation-free runs ---- */
 
-/*
- * Counting allocator: the test binary's malloc family forwards to glibc's and
- * counts calls while `alloc_armed` is set. Not under ASan, which owns malloc.
- */
-#if defined(__SANITIZE_ADDRESS__)
-#define SL_COUNT_ALLOCS 0
-#else
-#define SL_COUNT_ALLOCS 1
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
-extern void __libc_free(void *);
-static volatile int alloc_armed;
-static volatile long alloc_count;
-
-void *malloc(size_t n)
-{
-        if (alloc_armed)
-                alloc_count++;
-        return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-        if (alloc_armed)
-                alloc_count++;
-        return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-        if (alloc_armed)
-                alloc_count++;
-        return __libc_realloc(p, n);
-}
-
-void free(void *p)
-{
-        __libc_free(p);
-}
-
-int posix_memalign(void **p, size_t align, size_t n)
-{
-        if (alloc_armed)
-                alloc_count++;
-        *p = __libc_memalign(align, n);
-        return *p ? 0 : 12 /* ENOMEM */;
-}
-
-void *aligned_alloc(size_t align, size_t n)
-{
-        if (alloc_armed)
-                alloc_count++;
-        return __libc_memalign(align, n);
-}
-
-void *memalign(size_t align, size_t n)
-{
-        if (alloc_armed)
-                alloc_count++;
-        return __libc_memalign(align, n);
-}
-#endif
+#include "alloc_count.h"
 
 static uint32_t rng_state = 1;
 
@@ -269,8 +206,7 @@ static void test_run_allocates_nothing(void **state)
         char err[512] = "";
         float *x;
         (void)state;
-        if (!SL_COUNT_ALLOCS)
-                skip(); /* before allocating: a skip must not leak (LeakSanitizer) */
+        count_init();
         m = small_cnn();
         x = malloc(sizeof(float) * 7 * 144);
         assert_non_null(x);
@@ -292,19 +228,13 @@ static void test_run_allocates_nothing(void **state)
                 long got;
                 in.dims[0] = batches[r];
                 in.nbytes = sizeof(float) * 144 * (size_t)batches[r];
-#if SL_COUNT_ALLOCS
                 alloc_count = 0;
                 alloc_armed = 1;
-#endif
                 if (sl_session_run(s, &in, 1, &out, 1, err, sizeof(err)))
                         fail_msg("run failed: %s", err);
-#if SL_COUNT_ALLOCS
                 alloc_armed = 0;
                 got = alloc_count;
-#else
-                got = 0;
-#endif
-                if (r == 0 && SL_COUNT_ALLOCS && got == 0)
+                if (r == 0 && got == 0)
                         fail_msg("the counting allocator saw no allocation in the first run");
                 if (r != 0 && r != 2 && got != 0)
                         fail_msg("run %d (batch %lld) allocated %ld times", r,

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "engine.h"
+#include "engine_int.h"
 
 /* Cores older than AVX2: on an AVX2 / AVX-512 CPU these mean a fallback. */
 static const char *pre_avx2[] = {
@@ -37,6 +37,16 @@ const char *sl_engine_blas_core_preferred(void)
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
                 return "Haswell";
         return NULL;
+}
+
+bool sl_cpu_avx512f(void)
+{
+        static int ok = -1;
+        if (ok < 0) {
+                __builtin_cpu_init();
+                ok = __builtin_cpu_supports("avx512f");
+        }
+        return ok;
 }
 
 void sl_engine_blas_set_threads(int n)

@@ -103,6 +103,9 @@ sl_err_t sl_model_fold(sl_model_t *m);
 /** @brief False when SLUICE_FOLD=0 (fold.c). */
 bool sl_fold_enabled(void);
 
+/** @brief Whether this CPU runs AVX-512F code (cpuid, asked once; cpu.c). */
+bool sl_cpu_avx512f(void);
+
 /**
  * @brief Append initializer \p t (ownership moves to the model, on success
  *        only) named \p name (borrowed, must outlive the model) as a new value.

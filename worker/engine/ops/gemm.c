@@ -57,12 +57,7 @@ AVX512 static void gemv_rows(const float *w, const float *a, float *y, int64_t n
 
 static bool gemv_ok(void)
 {
-        static int ok = -1;
-        if (ok < 0) {
-                __builtin_cpu_init();
-                ok = __builtin_cpu_supports("avx512f");
-        }
-        return ok;
+        return sl_cpu_avx512f();
 }
 #else
 static void gemv_rows(const float *w, const float *a, float *y, int64_t n, int64_t k, float alpha,

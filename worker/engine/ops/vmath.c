@@ -165,12 +165,7 @@ VLOOP(vtanh512, tanh16)
 
 static bool simd_ok(void)
 {
-        static int ok = -1;
-        if (ok < 0) {
-                __builtin_cpu_init();
-                ok = __builtin_cpu_supports("avx512f");
-        }
-        return ok;
+        return sl_cpu_avx512f();
 }
 #else
 #define vexp512     sl_vexp_ref
