@@ -72,6 +72,45 @@ static int user_has(const sl_conf_t *conf, const char *name)
         return 0;
 }
 
+static int is_false(const char *v)
+{
+        return !strcasecmp(v, "false") || !strcasecmp(v, "f") || !strcmp(v, "0");
+}
+
+/*
+ * Why the producer may not take the user's property \p p (NULL: it may): the
+ * settings the delivery guarantee depends on.
+ */
+static const char *producer_prop_refused(const sl_worker_t *w, const sl_conf_kafka_prop_t *p)
+{
+        /* Acknowledged must mean written by every in-sync replica (idempotence needs it). */
+        if ((!strcmp(p->name, "acks") || !strcmp(p->name, "request.required.acks")) &&
+            strcmp(p->value, "all") && strcmp(p->value, "-1"))
+                return "an acknowledgement must mean written; the idempotent producer sluice uses "
+                       "needs acks = all (-1, the default)";
+        if (!strcmp(p->name, "transactional.id"))
+                return "set delivery.guarantee = \"exactly_once\" (and delivery.transactional_id) "
+                       "instead";
+        if (w->eos) /* transactions abort on a failed delivery: order is not at stake */
+                return NULL;
+        /* A delivery that may time out leaves a gap that later responses of its partition
+         * fill first; a producer without idempotence may reorder its retries. */
+        if ((!strcmp(p->name, "message.timeout.ms") || !strcmp(p->name, "delivery.timeout.ms")) &&
+            strcmp(p->value, "0"))
+                return "could let a response be written after later ones of its partition; "
+                       "sluice keeps partition order with 0 (the default)";
+        if (!strcmp(p->name, "enable.idempotence") && is_false(p->value))
+                return "could let a response be written after later ones of its partition; "
+                       "sluice keeps partition order with true (the default)";
+        return NULL;
+}
+
+/* The config file's name for messages ("(defaults)" without one). */
+static const char *conf_name(const sl_conf_t *conf)
+{
+        return conf->path && *conf->path ? conf->path : "(defaults)";
+}
+
 /*
  * Defaults first (each only if the user did not set it), then the user's
  * properties in file order, then the settings the delivery guarantee
@@ -114,52 +153,11 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
                         goto fail;
         for (size_t i = 0; i < conf->n_kafka_props; i++) {
                 const sl_conf_kafka_prop_t *p = &conf->kafka_props[i];
-                /* Acknowledged means written: with acks=0 a delivery report proves nothing. */
-                if (!consumer &&
-                    (!strcmp(p->name, "acks") || !strcmp(p->name, "request.required.acks")) &&
-                    !strcmp(p->value, "0")) {
-                        sl_strfmt(errstr, errstr_size,
-                                  "%s: kafka property %s = 0 would acknowledge outputs that were "
-                                  "never written; at-least-once needs acks >= 1 (default all)",
-                                  sl_conf_kafka_prop_where(p, where, sizeof(where)), p->name);
-                        goto fail;
-                }
-                /* transactional.id comes from delivery.transactional_id, in exactly_once only. */
-                if (!consumer && !strcmp(p->name, "transactional.id")) {
-                        sl_strfmt(errstr, errstr_size,
-                                  "%s: kafka property transactional.id: set "
-                                  "delivery.guarantee = \"exactly_once\" (and "
-                                  "delivery.transactional_id) instead",
-                                  sl_conf_kafka_prop_where(p, where, sizeof(where)));
-                        goto fail;
-                }
-                /* The idempotent producer needs every in-sync replica's acknowledgement. */
-                if (!consumer &&
-                    (!strcmp(p->name, "acks") || !strcmp(p->name, "request.required.acks")) &&
-                    strcmp(p->value, "all") && strcmp(p->value, "-1")) {
-                        sl_strfmt(errstr, errstr_size,
-                                  "%s: kafka property %s = %s: the idempotent producer sluice "
-                                  "uses needs acks = all (-1, the default)",
+                const char *why = consumer ? NULL : producer_prop_refused(w, p);
+                if (why) {
+                        sl_strfmt(errstr, errstr_size, "%s: kafka property %s = %s: %s",
                                   sl_conf_kafka_prop_where(p, where, sizeof(where)), p->name,
-                                  p->value);
-                        goto fail;
-                }
-                /* A delivery that may time out leaves a gap that later responses of its
-                 * partition fill first; a producer without idempotence may reorder retries. */
-                if (!consumer && !w->eos &&
-                    (((!strcmp(p->name, "message.timeout.ms") ||
-                       !strcmp(p->name, "delivery.timeout.ms")) &&
-                      strcmp(p->value, "0")) ||
-                     (!strcmp(p->name, "enable.idempotence") &&
-                      (!strcasecmp(p->value, "false") || !strcasecmp(p->value, "f") ||
-                       !strcmp(p->value, "0"))))) {
-                        sl_strfmt(errstr, errstr_size,
-                                  "%s: kafka property %s = %s could let a response be written "
-                                  "after later ones of its partition; sluice keeps partition "
-                                  "order with %s = %s (the default)",
-                                  sl_conf_kafka_prop_where(p, where, sizeof(where)), p->name,
-                                  p->value, p->name,
-                                  strcmp(p->name, "enable.idempotence") ? "0" : "true");
+                                  p->value, why);
                         goto fail;
                 }
                 if (set(kc, p->name, p->value, sl_conf_kafka_prop_where(p, where, sizeof(where)),
@@ -196,6 +194,16 @@ fail:
         return NULL;
 }
 
+void sl_stream_delivery_init(sl_worker_t *w)
+{
+        const sl_conf_t *conf = w->conf;
+        w->eos = !strcmp(conf->delivery_guarantee, "exactly_once");
+        if (!strcmp(conf->delivery_transactional_id, "auto"))
+                sl_strfmt(w->txn_id, sizeof(w->txn_id), "sluice-%s", conf->worker_id);
+        else
+                sl_strfmt(w->txn_id, sizeof(w->txn_id), "%s", conf->delivery_transactional_id);
+}
+
 sl_err_t sl_worker_conf_check(const sl_conf_t *conf, char *errstr, size_t errstr_size)
 {
         sl_worker_t w = {.conf = conf};
@@ -203,9 +211,7 @@ sl_err_t sl_worker_conf_check(const sl_conf_t *conf, char *errstr, size_t errstr
         rd_kafka_t *rk;
         char kerr[512];
 
-        /* As sl_worker_new() decides them. */
-        w.eos = !strcmp(conf->delivery_guarantee, "exactly_once");
-        sl_strfmt(w.txn_id, sizeof(w.txn_id), "sluice-check");
+        sl_stream_delivery_init(&w);
         for (int consumer = 0; consumer < 2; consumer++) {
                 if (!(kc = conf_build(&w, consumer, errstr, errstr_size)))
                         return SL_ERR_CONFIG;
@@ -218,8 +224,7 @@ sl_err_t sl_worker_conf_check(const sl_conf_t *conf, char *errstr, size_t errstr
                                         sizeof(kerr)))) {
                         rd_kafka_conf_destroy(kc);
                         sl_strfmt(errstr, errstr_size, "%s: kafka properties (%s): %s",
-                                  conf->path && *conf->path ? conf->path : "(defaults)",
-                                  consumer ? "consumer" : "producer", kerr);
+                                  conf_name(conf), consumer ? "consumer" : "producer", kerr);
                         return SL_ERR_CONFIG;
                 }
                 rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -237,13 +242,13 @@ sl_err_t sl_stream_clients_new(sl_worker_t *w, char *errstr, size_t errstr_size)
                 goto fail;
         if (!(w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof(kerr)))) {
                 sl_strfmt(errstr, errstr_size, "%s: kafka properties (producer): %s",
-                          w->conf->path && *w->conf->path ? w->conf->path : "(defaults)", kerr);
+                          conf_name(w->conf), kerr);
                 goto fail;
         }
         pc = NULL; /* owned by the producer now */
         if (!(w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof(kerr)))) {
                 sl_strfmt(errstr, errstr_size, "%s: kafka properties (consumer): %s",
-                          w->conf->path && *w->conf->path ? w->conf->path : "(defaults)", kerr);
+                          conf_name(w->conf), kerr);
                 goto fail;
         }
         rd_kafka_poll_set_consumer(w->consumer);

@@ -135,6 +135,8 @@ struct sl_worker_s {
 };
 
 /* kconf.c: librdkafka clients from the config */
+/* w->eos and w->txn_id from the config's delivery group (kconf.c). */
+void sl_stream_delivery_init(sl_worker_t *w);
 sl_err_t sl_stream_clients_new(sl_worker_t *w, char *errstr, size_t errstr_size);
 
 /* txn.c: exactly-once */

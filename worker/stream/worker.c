@@ -23,11 +23,7 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, sl_repo_t *repo, const sl_codec_t 
                 free(w);
                 return SL_ERR_NOMEM;
         }
-        w->eos = !strcmp(conf->delivery_guarantee, "exactly_once");
-        if (!strcmp(conf->delivery_transactional_id, "auto"))
-                sl_strfmt(w->txn_id, sizeof(w->txn_id), "sluice-%s", conf->worker_id);
-        else
-                sl_strfmt(w->txn_id, sizeof(w->txn_id), "%s", conf->delivery_transactional_id);
+        sl_stream_delivery_init(w);
         if ((err = sl_stream_obs_init(w, errstr, errstr_size)) ||
             (err = sl_stream_batches_init(w, errstr, errstr_size)) ||
             (err = sl_stream_clients_new(w, errstr, errstr_size)) ||
