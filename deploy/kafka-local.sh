@@ -10,6 +10,7 @@
 #                                                 (default 0), start again on the same data and ports
 #   deploy/kafka-local.sh status                  running or not; prints the bootstrap address
 #   deploy/kafka-local.sh bootstrap               prints the bootstrap address only
+#   deploy/kafka-local.sh random-uuid             prints a new cluster id, as kafka-storage random-uuid
 #   deploy/kafka-local.sh create-topics T:P ...   create topics (idempotent), e.g. sluice.requests:4
 #   deploy/kafka-local.sh list-topics             list topic names
 #   deploy/kafka-local.sh run-class CLASS ARGS    run a Kafka class with the jars on the class path,
@@ -193,6 +194,17 @@ EOF
   fi
 }
 
+# A Kafka Uuid: 16 random bytes, URL-safe base64 without padding. Like Kafka's
+# Uuid.randomUuid(), draw again when it starts with '-': the storage tool's
+# argument parser would take such a cluster id for an option.
+random_uuid() {
+  local id=-
+  while [[ $id == -* ]]; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  done
+  printf '%s\n' "$id"
+}
+
 cmd_start() {
   local pid t0
   if pid=$(running_pid); then
@@ -213,8 +225,7 @@ cmd_start() {
   if [[ ! -f $data_dir/meta.properties ]]; then
     rm -rf "$data_dir"
     local cluster_id
-    # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding.
-    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    cluster_id=$(random_uuid)
     say "formatting $data_dir (cluster id $cluster_id)"
     tool_java kafka.tools.StorageTool format --standalone \
       --cluster-id "$cluster_id" --config "$props" >"$run_dir/format.out" 2>&1 ||
@@ -353,6 +364,7 @@ case ${1:-} in
   restart) shift; cmd_restart "$@" ;;
   status) shift; cmd_status "$@" ;;
   bootstrap) echo "$bootstrap" ;;
+  random-uuid) random_uuid ;;
   create-topics) shift; cmd_create_topics "$@" ;;
   list-topics) shift; cmd_list_topics "$@" ;;
   run-class) shift; cmd_run_class "$@" ;;

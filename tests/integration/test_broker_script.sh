@@ -26,6 +26,17 @@ check() {
 cleanup() { "$kl" stop >/dev/null 2>&1 || true; rm -rf "$SLUICE_RUN_DIR"; }
 trap cleanup EXIT
 
+# The cluster id start formats storage with: a Kafka Uuid (22 URL-safe base64
+# characters) never starting with '-', which kafka-storage's parser takes for an
+# option (1 draw in 64 did before; 300 draws hit that 99 times in 100).
+uuids_ok() {
+  local i id
+  for ((i = 0; i < 300; i++)); do
+    id=$("$kl" random-uuid) || return 1
+    [[ $id =~ ^[A-Za-z0-9_][A-Za-z0-9_-]{21}$ ]] || { echo "bad cluster id: $id" >&2; return 1; }
+  done
+}
+check "random-uuid never starts with '-'" uuids_ok
 check "start" "$kl" start
 check "start again says already running" bash -c '"$0" start | grep -q "already running"' "$kl"
 check "status" "$kl" status
