@@ -62,6 +62,17 @@ def test_fashion_mnist_end_to_end(bootstrap, topics, worker, tmp_path):
         assert headers["model-name"] == b"fashion_cnn"
     assert summary["accuracy"] > 0.85, summary
 
+    # --id-prefix counts only the ids it names (the quickstart skips its warm-up this way):
+    # img-1, img-10..19, img-100..199, img-1000..1999 are 1,111 of the 10,000.
+    r = subprocess.run([BIN, "collect", "-b", bootstrap, "-t", topics["responses"],
+                        "--id-prefix", "img-1", "--timeout-ms", "3000", "--json",
+                        "--schema-dir", str(SRC / "schemas")],
+                       check=True, cwd=SRC, capture_output=True, text=True)
+    part = json.loads(r.stdout.strip().splitlines()[-1])
+    assert part["unique"] == 1111 and part["responses"] == 1111, part
+    assert part["other_ids"] == N - 1111, part
+    assert part["labelled"] == 1111, part
+
 
 def test_bad_input_becomes_dead_letters(bootstrap, topics, worker):
     req_schema = schema("inference_request")

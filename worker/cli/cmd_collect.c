@@ -51,6 +51,8 @@ static void usage(FILE *fp)
                 "      --out FILE                CSV per unique id:\n"
                 "                                id,predicted_index,probability,label,error_code\n"
                 "      --json                    print the summary as one JSON line\n"
+                "      --id-prefix STR           count only responses whose request id\n"
+                "                                starts with STR (others are skipped)\n"
                 "  -X NAME=VALUE                 librdkafka consumer property (repeatable)\n"
                 "  -h, --help                    this help\n");
 }
@@ -70,7 +72,8 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
                 OPT_LABELS_FILE,
                 OPT_SHOW,
                 OPT_OUT,
-                OPT_JSON
+                OPT_JSON,
+                OPT_ID_PREFIX
         };
         static const struct option longopts[] = {
             {"bootstrap-servers", required_argument, NULL, 'b'},
@@ -88,6 +91,7 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
             {"show", required_argument, NULL, OPT_SHOW},
             {"out", required_argument, NULL, OPT_OUT},
             {"json", no_argument, NULL, OPT_JSON},
+            {"id-prefix", required_argument, NULL, OPT_ID_PREFIX},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -170,6 +174,9 @@ static int parse_args(int argc, char **argv, collect_opts_t *o)
                         break;
                 case OPT_JSON:
                         o->json = 1;
+                        break;
+                case OPT_ID_PREFIX:
+                        o->id_prefix = optarg;
                         break;
                 case 'X':
                         if (!strchr(optarg, '=') || optarg[0] == '=') {
@@ -289,9 +296,9 @@ static void print_json(FILE *fp, const collect_t *c, const summary_t *s, const c
 {
         fprintf(fp,
                 "{\"responses\":%lld,\"unique\":%zu,\"duplicates\":%lld,\"undecodable\":%lld,"
-                "\"errors\":%lld,\"errors_by_code\":",
+                "\"other_ids\":%lld,\"errors\":%lld,\"errors_by_code\":",
                 (long long)c->responses, c->n, (long long)c->duplicates, (long long)c->undecodable,
-                (long long)c->errors.total);
+                (long long)c->other_ids, (long long)c->errors.total);
         json_counts(fp, &c->errors);
         fprintf(fp, ",\"dead_letters\":%lld,\"dead_letters_by_code\":",
                 (long long)c->dead_letters.total);
@@ -329,8 +336,12 @@ static const char *class_name(char **names, size_t n_names, int64_t idx, const c
 static void print_text(FILE *fp, const collect_t *c, const summary_t *s, const collect_opts_t *o,
                        char **names, size_t n_names)
 {
-        fprintf(fp, "responses %lld: unique %zu, duplicates %lld, undecodable %lld\n",
+        fprintf(fp, "responses %lld: unique %zu, duplicates %lld, undecodable %lld",
                 (long long)c->responses, c->n, (long long)c->duplicates, (long long)c->undecodable);
+        if (o->id_prefix)
+                fprintf(fp, ", skipped %lld (id not starting with '%s')", (long long)c->other_ids,
+                        o->id_prefix);
+        fputc('\n', fp);
         fprintf(fp, "errors %lld", (long long)c->errors.total);
         for (size_t i = 0; i < c->errors.n; i++)
                 fprintf(fp, "%s%s=%lld", i ? " " : ": ", c->errors.v[i].code,
@@ -448,6 +459,7 @@ int sl_cmd_collect(int argc, char **argv)
                 ret = rc == 1 ? 0 : 2;
                 goto done;
         }
+        c.id_prefix = o.id_prefix;
         if ((o.labels_file_given || access(o.labels_file, R_OK) == 0) &&
             sl_idx_names_read(o.labels_file, &names, &n_names, errstr, sizeof(errstr))) {
                 fprintf(stderr, "collect: %s\n", errstr);

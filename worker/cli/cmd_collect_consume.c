@@ -166,8 +166,6 @@ static int on_response(collect_t *c, const rd_kafka_message_t *msg, const sl_cod
 
         memset(&e, 0, sizeof(e));
         err = sl_codec_decode_response(codec, msg->payload, msg->len, &r, errstr, sizeof(errstr));
-        if (!err)
-                c->responses++;
         if (err) {
                 if (c->undecodable++ < COLLECT_ERRORS_SHOWN)
                         fprintf(stderr, "collect: %s [%d] offset %lld: %s\n",
@@ -175,6 +173,11 @@ static int on_response(collect_t *c, const rd_kafka_message_t *msg, const sl_cod
                                 (long long)msg->offset, errstr);
                 goto done;
         }
+        if (c->id_prefix && strncmp(r->id, c->id_prefix, strlen(c->id_prefix))) {
+                c->other_ids++;
+                goto done;
+        }
+        c->responses++;
         if (find_entry(c, r->id) >= 0) {
                 c->duplicates++;
                 goto done;

@@ -19,6 +19,7 @@ typedef struct collect_opts_s {
         const char *schema_dir;
         const char *labels_file;
         const char *out;
+        const char *id_prefix; /* NULL = every response counts */
         int labels_file_given;
         int assign;     /* assign partitions instead of joining a group */
         int64_t expect; /* 0 = not given */
@@ -64,6 +65,8 @@ typedef struct collect_s {
         size_t n_slots;
         int64_t responses, duplicates; /* decoded responses, repeated ids */
         int64_t undecodable;           /* messages that are not a response */
+        int64_t other_ids;             /* responses whose id lacks --id-prefix */
+        const char *id_prefix;         /* NULL = every response counts */
         code_counts_t errors;          /* over unique ids */
         code_counts_t dead_letters;    /* over dead-letter records */
 } collect_t;
