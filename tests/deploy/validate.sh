@@ -119,10 +119,24 @@ if [[ -s $work/helm-default.yaml && -s $work/helm-full.yaml ]]; then
     esac
   done < <("$python" tests/deploy/check_manifests.py "$repo" "$work" "$( ((have_sluice)) && echo "$sluice")" 2>&1)
   if ((have_sluice)); then
-    for cfg in "$work"/cfg-*.cfg deploy/docker/sluice.cfg; do
+    for cfg in "$work"/cfg-*.cfg; do
       [[ -f $cfg ]] || continue
       run "sluice config --check $(basename "$cfg")" "$sluice" config --check "$cfg"
     done
+    # The image's config names the image's schema folder, /opt/sluice/schemas, which
+    # the Dockerfile fills from schemas/: check it with that folder mapped back.
+    run "sluice config --check sluice.cfg (image; schemas from schemas/)" \
+      env SLUICE_CODEC_SCHEMA_DIR="$repo/schemas" "$sluice" config --check deploy/docker/sluice.cfg
+    # --check loads the schemas as the worker will: a writer schema that cannot be
+    # resolved against the reader's is refused before any replica starts.
+    run "sluice config --check resolves a compatible writer schema (v2)" \
+      env SLUICE_CODEC_REQUEST_WRITER_SCHEMA=schemas/examples/inference_request_v2.avsc \
+      "$sluice" config --check "$work/cfg-k8s.cfg"
+    refuse "sluice config --check refuses an incompatible writer schema" "cannot be resolved" \
+      env SLUICE_CODEC_REQUEST_WRITER_SCHEMA=schemas/examples/inference_request_incompatible.avsc \
+      "$sluice" config --check "$work/cfg-k8s.cfg"
+    refuse "sluice config --check names a missing schema folder" "nowhere/inference_request.avsc" \
+      env SLUICE_CODEC_SCHEMA_DIR=nowhere "$sluice" config --check "$work/cfg-k8s.cfg"
   fi
 else
   fail "manifest invariants" "no chart render to check (helm missing or failing)"

@@ -16,4 +16,14 @@ int sl_cmd_conformance(int argc, char **argv); /* cmd_conformance.c */
 int sl_cmd_config(int argc, char **argv);      /* cmd_config.c */
 int sl_cmd_bench(int argc, char **argv);       /* cmd_bench.c */
 
+struct sl_conf_s;
+struct sl_codec_params_s;
+
+/**
+ * @brief Fill \p cp (already sl_codec_params_init'ed) from the codec.* settings
+ *        of \p conf, as the worker starts its codec; `config --check` builds
+ *        the same codec. \p cp borrows \p conf's strings. (cmd_worker.c)
+ */
+void sl_cli_codec_params(const struct sl_conf_s *conf, struct sl_codec_params_s *cp);
+
 #endif /* SL_CLI_H */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "codec/codec.h"
 #include "conf/conf.h"
 #include "stream/stream.h"
 
@@ -15,7 +16,8 @@ static void usage(FILE *fp)
         fprintf(fp, "usage: sluice config --reference\n"
                     "       sluice config --check FILE\n\n"
                     "  -r, --reference   print the settings reference as a Markdown table\n"
-                    "  -c, --check FILE  validate FILE (with SLUICE_* environment overrides) and\n"
+                    "  -c, --check FILE  validate FILE (with SLUICE_* environment overrides; the\n"
+                    "                    schemas are loaded and resolved, models are not) and\n"
                     "                    print the effective settings; secrets are masked\n"
                     "  -h, --help        this help\n\n"
                     "exit status: 0 ok, 1 invalid configuration, 2 usage error\n");
@@ -24,6 +26,8 @@ static void usage(FILE *fp)
 static int check(const char *path)
 {
         sl_conf_t conf;
+        sl_codec_params_t cp;
+        sl_codec_t *codec = NULL;
         char errstr[1024];
         sl_err_t err;
 
@@ -37,6 +41,16 @@ static int check(const char *path)
                 sl_conf_cleanup(&conf);
                 return 1;
         }
+        /* The schemas: the folder, the writer schemas and their resolution
+         * against the reader schemas, as the worker's codec will load them. */
+        sl_codec_params_init(&cp);
+        sl_cli_codec_params(&conf, &cp);
+        if ((err = sl_codec_new(&cp, &codec, errstr, sizeof(errstr)))) {
+                fprintf(stderr, "sluice config: %s: %s\n", path, errstr);
+                sl_conf_cleanup(&conf);
+                return 1;
+        }
+        sl_codec_destroy(codec);
         printf("# %s: valid; effective settings (default < file < environment)\n", path);
         sl_conf_write_effective(&conf, stdout);
         sl_conf_cleanup(&conf);

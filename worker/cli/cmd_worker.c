@@ -34,6 +34,20 @@ static void usage(FILE *fp)
                 "model repository (new and removed version folders) at once.\n");
 }
 
+void sl_cli_codec_params(const sl_conf_t *conf, sl_codec_params_t *cp)
+{
+        cp->framing = !strcmp(conf->framing, "confluent") ? SL_FRAMING_CONFLUENT : SL_FRAMING_RAW;
+        cp->schema_dir = conf->schema_dir;
+        cp->request_schema_id = conf->request_schema_id;
+        cp->response_schema_id = conf->response_schema_id;
+        cp->dead_letter_schema_id = conf->dead_letter_schema_id;
+        cp->metrics_schema_id = conf->metrics_schema_id;
+        cp->label_schema_id = conf->label_schema_id;
+        cp->writer_schemas = (const char *const *)conf->writer_schemas;
+        cp->n_writer_schemas = conf->n_writer_schemas;
+        cp->request_writer_schema = conf->request_writer_schema;
+}
+
 int sl_cmd_worker(int argc, char **argv)
 {
         static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -94,16 +108,7 @@ int sl_cmd_worker(int argc, char **argv)
         }
 
         sl_codec_params_init(&cp);
-        cp.framing = !strcmp(conf.framing, "confluent") ? SL_FRAMING_CONFLUENT : SL_FRAMING_RAW;
-        cp.schema_dir = conf.schema_dir;
-        cp.request_schema_id = conf.request_schema_id;
-        cp.response_schema_id = conf.response_schema_id;
-        cp.dead_letter_schema_id = conf.dead_letter_schema_id;
-        cp.metrics_schema_id = conf.metrics_schema_id;
-        cp.label_schema_id = conf.label_schema_id;
-        cp.writer_schemas = (const char *const *)conf.writer_schemas;
-        cp.n_writer_schemas = conf.n_writer_schemas;
-        cp.request_writer_schema = conf.request_writer_schema;
+        sl_cli_codec_params(&conf, &cp);
         if ((err = sl_codec_new(&cp, &codec, errstr, sizeof(errstr))) ||
             (err = sl_repo_open(conf.models_dir, &repo, errstr, sizeof(errstr)))) {
                 SL_LOG(SL_LOG_ERR, "WORKER", "startup failed: %s", errstr);

@@ -404,7 +404,7 @@ static sl_err_t load_schema(sl_codec_t *codec, const char *dir, sl_rec_t rec, ch
         sl_strfmt(path, sizeof(path), "%s/%s", dir, rec_file[rec]);
         err = sl_file_read(path, &json, &len, ferr, sizeof(ferr));
         if (err) {
-                sl_strfmt(errstr, errstr_size, "%s: %s", path, ferr);
+                sl_strfmt(errstr, errstr_size, "%s", ferr); /* ferr names path */
                 goto done;
         }
         if (avro_schema_from_json_length(json, len, &codec->schema[rec])) {

@@ -75,7 +75,7 @@ static sl_err_t add_writer(sl_codec_t *codec, int32_t id, const char *path, char
                 return SL_OK;
         }
         if ((err = sl_file_read(path, &json, &len, ferr, sizeof(ferr)))) {
-                sl_strfmt(errstr, errstr_size, "writer schema %s: %s", path, ferr);
+                sl_strfmt(errstr, errstr_size, "writer schema %s", ferr); /* ferr names path */
                 goto done;
         }
         if (avro_schema_from_json_length(json, len, &w->schema)) {
