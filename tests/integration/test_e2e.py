@@ -65,7 +65,7 @@ def test_fashion_mnist_end_to_end(bootstrap, topics, worker, tmp_path):
     # --id-prefix counts only the ids it names (the quickstart skips its warm-up this way):
     # img-1, img-10..19, img-100..199, img-1000..1999 are 1,111 of the 10,000.
     r = subprocess.run([BIN, "collect", "-b", bootstrap, "-t", topics["responses"],
-                        "--id-prefix", "img-1", "--timeout-ms", "3000", "--json",
+                        "--id-prefix", "img-1", "--assign", "--timeout-ms", "5000", "--json",
                         "--schema-dir", str(SRC / "schemas")],
                        check=True, cwd=SRC, capture_output=True, text=True)
     part = json.loads(r.stdout.strip().splitlines()[-1])
