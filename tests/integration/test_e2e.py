@@ -8,7 +8,7 @@ import subprocess
 
 import fastavro
 
-from conftest import BIN, SRC, producer, read_all, schema
+from conftest import BIN, SRC, make_topics, producer, read_all, schema
 
 N = 10000
 
@@ -70,7 +70,7 @@ def test_fashion_mnist_end_to_end(bootstrap, topics, worker, tmp_path):
                        check=True, cwd=SRC, capture_output=True, text=True)
     part = json.loads(r.stdout.strip().splitlines()[-1])
     assert part["unique"] == 1111 and part["responses"] == 1111, part
-    assert part["other_ids"] == N - 1111, part
+    assert part["skipped"] == N - 1111, part
     assert part["labelled"] == 1111, part
 
 
@@ -154,3 +154,16 @@ def test_sigterm_drains_and_metrics_match_responses(bootstrap, topics, worker):
     assert last["commits_total"] > 0 and last["rebalances_total"] >= 1  # the assignment
     assert last["transactions_aborted_total"] == 0
     assert model["responses_total"] >= N
+
+
+def test_collect_exit_status(bootstrap):
+    """An empty topic is an answer (exit 0); a topic that does not exist is not (exit 1, said)."""
+    empty = make_topics()["responses"]
+    for topic, rc, said in [(empty, 0, ""), (empty + ".missing", 1, "read nothing: topic")]:
+        for mode in ([], ["--assign"]):
+            r = subprocess.run([BIN, "collect", "-b", bootstrap, "-t", topic, "--timeout-ms", "2000",
+                                "--schema-dir", str(SRC / "schemas")] + mode,
+                               cwd=SRC, capture_output=True, text=True)
+            assert r.returncode == rc, (topic, mode, r.stdout, r.stderr)
+            if rc and not mode:
+                assert said in r.stderr, r.stderr

@@ -203,6 +203,19 @@ static const struct {
     {"kafka = 1;\n", "1: kafka: expected group, got integer"},
     {"kafka: { client_id = \"a\"; }\nkafka_properties = [\n \"client.id=b\" ];\n",
      "3: kafka property 'client.id' is already set at "},
+    /* settings valid one by one, not together (no line: they may come from two places) */
+    {"topics: { requests = [\"a\", \"b\"]; dead_letters = \"b\"; };\n",
+     " topics.dead_letters = \"b\" is also in topics.requests"},
+    {"topics: { requests = [\"a\"]; responses = \"a\"; };\n",
+     " topics.responses = \"a\" is also in topics.requests"},
+    {"topics: { labels = [\"l\"]; metrics = \"l\"; };\n",
+     " topics.metrics = \"l\" is also in topics.labels"},
+    {"topics: { requests = [\"a\"]; labels = [\"a\"]; };\n",
+     " topics.labels \"a\" is also in topics.requests"},
+    {"codec: { writer_schemas = [\"7=x.avsc\"]; };\n",
+     " codec.writer_schemas applies to codec.framing = \"confluent\""},
+    {"codec: { framing = \"confluent\"; request_writer_schema = \"x.avsc\"; };\n",
+     " codec.request_writer_schema applies to codec.framing = \"raw\""},
 };
 
 static void test_errors(void **state)
@@ -233,6 +246,9 @@ static void test_io_error(void **state)
         assert_int_equal(sl_conf_load(&conf, missing, errstr, sizeof(errstr)), SL_ERR_IO);
         ASSERT_CONTAINS(errstr, missing);
         ASSERT_CONTAINS(errstr, "No such file");
+        /* a folder given for the file */
+        assert_int_equal(sl_conf_load(&conf, fx->dir, errstr, sizeof(errstr)), SL_ERR_IO);
+        ASSERT_CONTAINS(errstr, "Is a directory");
 }
 
 static void test_include(void **state)

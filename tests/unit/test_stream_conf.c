@@ -95,6 +95,20 @@ static void test_exactly_once_allows_a_timeout(void **state)
                        "must be set <= `transaction.timeout.ms`", 0);
 }
 
+static void test_consumer_refusals(void **state)
+{
+        (void)state;
+        /* Offsets: stored by sluice after acks, committed by auto-commit (at-least-once)
+         * or in the transaction (exactly-once). */
+        expect_refused(KAFKA "\n enable_auto_commit = false; };\n", "auto-commit", 2);
+        expect_refused(EOS KAFKA "enable_auto_commit = true; };\n", "in each transaction", 2);
+        expect_valid(EOS KAFKA "enable_auto_commit = false; };\n");
+        expect_valid(KAFKA "enable_auto_commit = true; auto_commit_interval_ms = 200; };\n");
+        expect_refused(KAFKA "enable_auto_offset_store = true; };\n", "stores each offset", 1);
+        expect_valid(KAFKA "enable_auto_offset_store = false; };\n");
+        expect_refused(KAFKA "group_id = \"\"; };\n", "consumer group", 1);
+}
+
 static void test_librdkafka_consistency(void **state)
 {
         (void)state;
@@ -108,6 +122,7 @@ int main(void)
             cmocka_unit_test(test_defaults_valid),
             cmocka_unit_test(test_at_least_once_refusals),
             cmocka_unit_test(test_exactly_once_allows_a_timeout),
+            cmocka_unit_test(test_consumer_refusals),
             cmocka_unit_test(test_librdkafka_consistency),
         };
         return cmocka_run_group_tests_name("stream_conf", tests, NULL, NULL);

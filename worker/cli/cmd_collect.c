@@ -296,7 +296,7 @@ static void print_json(FILE *fp, const collect_t *c, const summary_t *s, const c
 {
         fprintf(fp,
                 "{\"responses\":%lld,\"unique\":%zu,\"duplicates\":%lld,\"undecodable\":%lld,"
-                "\"other_ids\":%lld,\"errors\":%lld,\"errors_by_code\":",
+                "\"skipped\":%lld,\"errors\":%lld,\"errors_by_code\":",
                 (long long)c->responses, c->n, (long long)c->duplicates, (long long)c->undecodable,
                 (long long)c->other_ids, (long long)c->errors.total);
         json_counts(fp, &c->errors);
@@ -492,6 +492,12 @@ int sl_cmd_collect(int argc, char **argv)
         if (o.out && write_csv(o.out, &c))
                 goto done;
         ret = o.expect && (int64_t)c.n < o.expect ? 1 : 0;
+        /* Nothing at all read: an empty topic is an answer, a missing one or no broker is not. */
+        if (!c.responses && !c.other_ids && !c.undecodable && !c.dead_letters.total &&
+            sl_collect_why_empty(rk, o.topic, errstr, sizeof(errstr))) {
+                fprintf(stderr, "collect: read nothing: %s\n", errstr);
+                ret = 1;
+        }
 done:
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);

@@ -367,3 +367,32 @@ int sl_collect_consume(rd_kafka_t *rk, const collect_opts_t *o, const sl_codec_t
         }
         return 0;
 }
+
+int sl_collect_why_empty(rd_kafka_t *rk, const char *topic, char *why, size_t why_size)
+{
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        rd_kafka_resp_err_t err;
+        int ret = 0;
+
+        if (!rkt) {
+                sl_strfmt(why, why_size, "topic %s: %s", topic,
+                          rd_kafka_err2str(rd_kafka_last_error()));
+                return 1;
+        }
+        err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+        if (err) {
+                sl_strfmt(why, why_size, "no metadata from the brokers: %s",
+                          rd_kafka_err2str(err));
+                ret = 1;
+        } else if (md->topic_cnt < 1 || md->topics[0].err) {
+                sl_strfmt(why, why_size, "topic %s: %s", topic,
+                          rd_kafka_err2str(md->topic_cnt < 1 ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+                                                             : md->topics[0].err));
+                ret = 1;
+        }
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        return ret;
+}

@@ -328,6 +328,9 @@ int sl_cmd_predict(int argc, char **argv)
                 fprintf(stderr, "predict: %s\n", errstr);
                 goto done;
         }
+        if (o.count > (int64_t)img.count)
+                fprintf(stderr, "predict: --count %lld: %s holds %zu images; running those\n",
+                        (long long)o.count, o.images, img.count);
         err = sl_repo_open_one(o.models, o.model, &repo, errstr, sizeof(errstr));
         if (err) {
                 fprintf(stderr, "predict: %s\n", errstr);

@@ -394,11 +394,28 @@ done:
  * purges what is left (those count as failures). */
 static void flush_all(rd_kafka_t *rk)
 {
+        int hinted = stop_requested > 0; /* the caller said it already */
+        int64_t next_note_us = sl_now_us() + 10 * 1000000;
+
         while (rd_kafka_outq_len(rk) > 0) {
                 if (stop_requested > 1) {
                         rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
                         rd_kafka_flush(rk, 1000);
                         break;
+                }
+                if (stop_requested && !hinted) {
+                        fprintf(stderr, "produce: interrupted; waiting for %d delivery report(s) "
+                                        "(interrupt again to give up)\n",
+                                rd_kafka_outq_len(rk));
+                        hinted = 1;
+                }
+                /* An unreachable broker keeps messages until message.timeout.ms (librdkafka's
+                 * default 300 s): say what is being waited for. */
+                if (sl_now_us() >= next_note_us) {
+                        fprintf(stderr, "produce: still waiting for %d delivery report(s) (until "
+                                        "message.timeout.ms; interrupt %s to give up)\n",
+                                rd_kafka_outq_len(rk), stop_requested ? "again" : "twice");
+                        next_note_us = sl_now_us() + 10 * 1000000;
                 }
                 rd_kafka_flush(rk, 200);
         }

@@ -97,4 +97,12 @@ int sl_collect_consume(rd_kafka_t *rk, const collect_opts_t *o, const sl_codec_t
 /** @brief Frees what \p c holds and zeroes it. */
 void sl_collect_cleanup(collect_t *c);
 
+/**
+ * @brief Why nothing was read from \p topic: its metadata could not be had (no
+ *        broker reachable) or the broker says it does not exist.
+ * @returns 1 with the reason in \p why, 0 when the topic exists (it was
+ *          simply empty or silent).
+ */
+int sl_collect_why_empty(rd_kafka_t *rk, const char *topic, char *why, size_t why_size);
+
 #endif /* SL_CLI_COLLECT_H */

@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -307,7 +308,11 @@ static sl_err_t read_file(sl_conf_t *conf, const char *path, char *errstr, size_
                     sl_conf_file_name(config_error_file(&cfg), path, fbuf, sizeof(fbuf));
                 const char *text = config_error_text(&cfg);
                 if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
+                        struct stat st;
                         err = SL_ERR_IO;
+                        /* libconfig opens a directory and then fails to read it, errno 0 */
+                        if (!errno && !stat(path, &st) && S_ISDIR(st.st_mode))
+                                errno = EISDIR;
                         sl_strfmt(errstr, errstr_size, "%s: cannot read: %s", path,
                                   errno ? strerror(errno) : text);
                         goto done;
@@ -333,6 +338,75 @@ done:
         return err;
 }
 
+/* \p topic among \p list? */
+static int topic_in(const char *topic, char *const *list, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (topic && list[i] && !strcmp(topic, list[i]))
+                        return 1;
+        return 0;
+}
+
+/*
+ * Settings that are valid one by one but not together: a topic the worker
+ * writes that it also reads (its own output would come back as input: one
+ * dead letter would loop for ever), and codec settings of the other framing,
+ * which would be silently ignored.
+ */
+static sl_err_t check_together(const sl_conf_t *conf, char *errstr, size_t errstr_size)
+{
+        const char *file = conf->path && *conf->path ? conf->path : "(defaults)";
+        const struct {
+                const char *name, *topic;
+        } outputs[] = {
+            {"topics.responses", conf->response_topic},
+            {"topics.dead_letters", conf->dead_letter_topic},
+            {"topics.metrics", conf->metrics_topic},
+        };
+
+        for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++) {
+                const char *in = topic_in(outputs[i].topic, conf->request_topics,
+                                          conf->n_request_topics)
+                                     ? "topics.requests"
+                                 : topic_in(outputs[i].topic, conf->label_topics,
+                                            conf->n_label_topics)
+                                     ? "topics.labels"
+                                     : NULL;
+                if (in) {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: %s = \"%s\" is also in %s: the worker would read its own "
+                                  "output back as input (a dead letter would loop for ever)",
+                                  file, outputs[i].name, outputs[i].topic, in);
+                        return SL_ERR_CONFIG;
+                }
+        }
+        for (size_t i = 0; i < conf->n_label_topics; i++)
+                if (topic_in(conf->label_topics[i], conf->request_topics, conf->n_request_topics)) {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: topics.labels \"%s\" is also in topics.requests: a record "
+                                  "cannot be both a request and a label",
+                                  file, conf->label_topics[i]);
+                        return SL_ERR_CONFIG;
+                }
+        if (!strcmp(conf->framing, "raw") && conf->n_writer_schemas) {
+                sl_strfmt(errstr, errstr_size,
+                          "%s: codec.writer_schemas applies to codec.framing = \"confluent\" (a "
+                          "message's schema id names its writer schema); with \"raw\" use "
+                          "codec.request_writer_schema",
+                          file);
+                return SL_ERR_CONFIG;
+        }
+        if (!strcmp(conf->framing, "confluent") && conf->request_writer_schema) {
+                sl_strfmt(errstr, errstr_size,
+                          "%s: codec.request_writer_schema applies to codec.framing = \"raw\"; "
+                          "with \"confluent\" each message's schema id names its writer schema: "
+                          "use codec.writer_schemas (\"ID=PATH\")",
+                          file);
+                return SL_ERR_CONFIG;
+        }
+        return SL_OK;
+}
+
 sl_err_t sl_conf_load(sl_conf_t *conf, const char *path, char *errstr, size_t errstr_size)
 {
         sl_err_t err;
@@ -343,7 +417,8 @@ sl_err_t sl_conf_load(sl_conf_t *conf, const char *path, char *errstr, size_t er
         }
         if (path && (err = read_file(conf, path, errstr, errstr_size)))
                 goto done;
-        err = apply_env(conf, errstr, errstr_size);
+        if (!(err = apply_env(conf, errstr, errstr_size)))
+                err = check_together(conf, errstr, errstr_size);
 done:
         if (err)
                 sl_conf_cleanup(conf);

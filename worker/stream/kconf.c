@@ -105,6 +105,31 @@ static const char *producer_prop_refused(const sl_worker_t *w, const sl_conf_kaf
         return NULL;
 }
 
+/*
+ * Why the consumer may not take the user's property \p p (NULL: it may): the
+ * offset handling the delivery guarantee depends on.
+ */
+static const char *consumer_prop_refused(const sl_worker_t *w, const sl_conf_kafka_prop_t *p)
+{
+        if (!strcmp(p->name, "group.id") && !*p->value)
+                return "the worker joins a consumer group; give it a name (default \"sluice\")";
+        if (!strcmp(p->name, "enable.auto.offset.store") && !is_false(p->value))
+                return "sluice stores each offset itself, once the outputs of the requests up to "
+                       "it are acknowledged; librdkafka storing it on consume would commit "
+                       "requests not yet answered";
+        if (!strcmp(p->name, "enable.auto.commit")) {
+                if (w->eos && !is_false(p->value))
+                        return "with delivery.guarantee = \"exactly_once\" the offsets are "
+                               "committed in each transaction, never by librdkafka";
+                if (!w->eos && is_false(p->value))
+                        return "with delivery.guarantee = \"at_least_once\" the stored offsets "
+                               "are committed by librdkafka's auto-commit "
+                               "(auto.commit.interval.ms); without it nothing would be "
+                               "committed until shutdown and a crash would replay everything";
+        }
+        return NULL;
+}
+
 /* The config file's name for messages ("(defaults)" without one). */
 static const char *conf_name(const sl_conf_t *conf)
 {
@@ -153,7 +178,8 @@ static rd_kafka_conf_t *conf_build(sl_worker_t *w, int consumer, char *errstr, s
                         goto fail;
         for (size_t i = 0; i < conf->n_kafka_props; i++) {
                 const sl_conf_kafka_prop_t *p = &conf->kafka_props[i];
-                const char *why = consumer ? NULL : producer_prop_refused(w, p);
+                const char *why =
+                    consumer ? consumer_prop_refused(w, p) : producer_prop_refused(w, p);
                 if (why) {
                         sl_strfmt(errstr, errstr_size, "%s: kafka property %s = %s: %s",
                                   sl_conf_kafka_prop_where(p, where, sizeof(where)), p->name,

@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,11 +167,22 @@ sl_err_t sl_file_read(const char *path, char **bufp, size_t *lenp, char *errstr,
 {
         FILE *fp = NULL;
         char *buf = NULL;
+        struct stat st;
         long len;
         sl_err_t err = SL_ERR_IO;
 
         if (!(fp = fopen(path, "rb"))) {
                 sl_strfmt(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                goto done;
+        }
+        /* fopen succeeds on a directory, where ftell then says LONG_MAX */
+        if (fstat(fileno(fp), &st)) {
+                sl_strfmt(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                goto done;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                sl_strfmt(errstr, errstr_size, "%s: %s", path,
+                          S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
                 goto done;
         }
         if (fseek(fp, 0, SEEK_END) || (len = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET)) {
