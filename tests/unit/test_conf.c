@@ -212,6 +212,8 @@ static const struct {
      " topics.metrics = \"l\" is also in topics.labels"},
     {"topics: { requests = [\"a\"]; labels = [\"a\"]; };\n",
      " topics.labels \"a\" is also in topics.requests"},
+    {"topics: { requests = [\"a\"]; default_models = [\"a=m\", \"b=m\"]; };\n",
+     " topics.default_models \"b=m\": topic b is not in topics.requests"},
     {"codec: { writer_schemas = [\"7=x.avsc\"]; };\n",
      " codec.writer_schemas applies to codec.framing = \"confluent\""},
     {"codec: { framing = \"confluent\"; request_writer_schema = \"x.avsc\"; };\n",

@@ -388,6 +388,21 @@ static sl_err_t check_together(const sl_conf_t *conf, char *errstr, size_t errst
                                   file, conf->label_topics[i]);
                         return SL_ERR_CONFIG;
                 }
+        for (size_t i = 0; i < conf->n_default_models; i++) {
+                const char *e = conf->default_models[i], *eq = strchr(e, '=');
+                size_t n = eq ? (size_t)(eq - e) : strlen(e);
+                int found = 0;
+                for (size_t j = 0; j < conf->n_request_topics && !found; j++)
+                        found = strlen(conf->request_topics[j]) == n &&
+                                !strncmp(conf->request_topics[j], e, n);
+                if (!found) {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: topics.default_models \"%s\": topic %.*s is not in "
+                                  "topics.requests",
+                                  file, e, (int)n, e);
+                        return SL_ERR_CONFIG;
+                }
+        }
         if (!strcmp(conf->framing, "raw") && conf->n_writer_schemas) {
                 sl_strfmt(errstr, errstr_size,
                           "%s: codec.writer_schemas applies to codec.framing = \"confluent\" (a "
