@@ -25,6 +25,9 @@
  * restarted mid-stream is tests/integration/test_faults.py.
  *  e) a delivery that fails for good (a non-retriable Produce error) stops the worker with the
  *     message uncommitted; the restarted worker answers it: nothing lost.
+ *  f) backpressure in bytes: with worker.max_in_flight_kbytes small and acknowledgements late,
+ *     the worker pauses its partitions on the bytes of unacknowledged outputs (far below the
+ *     message bound), resumes as they are acknowledged, and answers every request in order.
  *
  * Each case produces requests with the codec's encoder to the mock cluster, then reads the
  * responses topic from the beginning and checks that every request id has a response (the
@@ -107,13 +110,15 @@ static void *worker_main(void *arg)
         return NULL;
 }
 
+static const char *worker_extra = ""; /* more worker.* settings for the next worker_start */
+
 static void write_conf(const char *path, const topics_t *t, const char *kafka_extra)
 {
         FILE *fp = fopen(path, "w");
         assert_non_null(fp);
         fprintf(fp,
                 "worker: { id = \"mock-worker\"; models_dir = \"%s/models\"; "
-                "metrics_interval_ms = 1000; shutdown_timeout_ms = 20000; };\n"
+                "metrics_interval_ms = 1000; shutdown_timeout_ms = 20000; %s };\n"
                 "batch: { max_size = 32; max_wait_ms = 5; };\n"
                 "topics: { requests = [\"%s\"]; responses = \"%s\"; dead_letters = \"%s\"; "
                 "metrics = \"%s\"; };\n"
@@ -121,8 +126,8 @@ static void write_conf(const char *path, const topics_t *t, const char *kafka_ex
                 "kafka: { bootstrap_servers = \"%s\"; group_id = \"%s\"; "
                 "session_timeout_ms = 6000; heartbeat_interval_ms = 500; "
                 "topic_metadata_refresh_interval_ms = 1000; %s };\n",
-                src_dir, t->requests, t->responses, t->dead_letters, t->metrics, src_dir,
-                bootstraps, t->group, kafka_extra ? kafka_extra : "");
+                src_dir, worker_extra, t->requests, t->responses, t->dead_letters, t->metrics,
+                src_dir, bootstraps, t->group, kafka_extra ? kafka_extra : "");
         fclose(fp);
 }
 
@@ -706,6 +711,55 @@ static void test_delivery_failed_for_good(void **state)
 
 /* ---- setup ---- */
 
+/* f) Backpressure on the bytes of unacknowledged outputs. */
+static void test_backpressure_bytes(void **state)
+{
+        topics_t t;
+        run_t r;
+        tally_t tally;
+        sl_err_t res = SL_OK;
+        char *log, *paused;
+        const int n = 3000;
+        long in_flight = -1, kib = -1;
+        (void)state;
+
+        make_topics(&t);
+        worker_extra = "max_in_flight_kbytes = 64;"; /* a few hundred responses */
+        worker_start(&r, &t, NULL, "bytes");
+        worker_extra = "";
+        wait_assigned(&r);
+        /* Every broker answers its next Produce requests 3 s late: outputs pile up. */
+        for (int b = 1; b <= N_BROKERS; b++)
+                rd_kafka_mock_broker_push_request_error_rtts(mcluster, b, API_PRODUCE, 2, 0, 3000,
+                                                             0, 3000);
+        produce_requests(t.requests, 0, n);
+        read_responses(t.responses, n, 60000, &tally);
+        assert_false(r.done);
+        log = worker_stop(&r, &res);
+        paused = strstr(log, "msg=\"paused ");
+        if (paused)
+                sscanf(strstr(paused, ": ") ? strstr(paused, ": ") + 2 : paused,
+                       "%ld messages in flight, %ld KiB", &in_flight, &kib);
+        printf("[bytes] worker: paused x%zu, resumed x%zu; first pause at %ld messages, %ld KiB; "
+               "result %s\n",
+               count_of(log, "msg=\"paused "), count_of(log, "msg=\"resumed "), in_flight, kib,
+               sl_err_name(res));
+        if (!paused)
+                print_tail(log, 3000);
+        free(log);
+        {
+                int out_of_order = tally.out_of_order;
+                tally_check("bytes", &tally);
+                assert_int_equal(res, SL_OK);
+                assert_int_equal(out_of_order, 0);
+        }
+        /* Paused on the bytes: at 64 KiB or more, with far fewer messages than their bound. */
+        assert_non_null(paused);
+        assert_true(kib >= 64);
+        assert_true(in_flight > 0 && in_flight < 10000);
+        n_passed++;
+}
+
 static int setup(void **state)
 {
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -761,6 +815,7 @@ int main(void)
             cmocka_unit_test(test_coordinator_change),
             cmocka_unit_test(test_order_kept_when_acks_are_late),
             cmocka_unit_test(test_delivery_failed_for_good),
+            cmocka_unit_test(test_backpressure_bytes),
         };
         int n = (int)(sizeof(tests) / sizeof(*tests));
         int failed;

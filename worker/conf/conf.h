@@ -75,6 +75,8 @@ typedef struct sl_conf_s {
         int shutdown_timeout_ms;    /**< SIGTERM drain budget */
         int reload_interval_ms;     /**< model repository checks; 0 = SIGHUP only */
         int model_memory_budget_mb; /**< 0 = no budget */
+        int max_in_flight_messages; /**< consumed, outputs not acknowledged: pause above */
+        int max_in_flight_kbytes;   /**< output bytes produced, not acknowledged: pause above */
         size_t n_pass_headers;
         char *pass_headers[SL_CONF_MAX_TOPICS]; /**< request headers copied to responses */
         /* batch */

@@ -62,6 +62,13 @@ const sl_conf_setting_t sl_conf_settings[] = {
             "Budget for loaded model files (MiB); 0 = none. A reload that would exceed it "
             "frees the replaced version before loading the new one (drain-then-load) instead "
             "of holding both (load-then-swap)."),
+    ROW_INT("worker.max_in_flight_messages", max_in_flight_messages, "10000", 1, 10000000,
+            "Backpressure: when this many consumed messages wait for their outputs to be "
+            "acknowledged, every assigned partition is paused until half of them are."),
+    ROW_INT("worker.max_in_flight_kbytes", max_in_flight_kbytes, "65536", 1, 2097151,
+            "Backpressure: when the outputs produced and not yet acknowledged (key + value) "
+            "reach this many KiB, every assigned partition is paused until half of them are "
+            "acknowledged. Below librdkafka's own `queue.buffering.max.kbytes` (1 GiB)."),
     ROW_INT("batch.max_size", batch_max_size, "32", 1, 4096,
             "Most requests run through a model in one micro-batch."),
     ROW_INT("batch.max_wait_ms", batch_max_wait_ms, "5", 0, 10000,

@@ -81,6 +81,8 @@ static const plain_t plains[] = {
      "Messages consumed whose outputs are not yet acknowledged."},
     {SL_OBS_GAUGE, "sluice_backlog_drain_seconds",
      "Seconds to drain the consumer lag at the recent throughput."},
+    {SL_OBS_GAUGE, "sluice_in_flight_bytes",
+     "Bytes (key + value) of outputs produced and not yet acknowledged."},
 };
 
 /* Show or hide a gauge's series through its handle (the handle is a member of its child). */
@@ -114,6 +116,7 @@ sl_obs_metrics_t *sl_obs_metrics_new(void)
         m->partitions_paused = sl_obs_gauge_child(plain_fams[2]);
         m->in_flight = sl_obs_gauge_child(plain_fams[3]);
         m->backlog_drain_seconds = sl_obs_gauge_child(plain_fams[4]);
+        m->in_flight_bytes = sl_obs_gauge_child(plain_fams[5]);
         return m;
 fail:
         sl_obs_metrics_destroy(m);

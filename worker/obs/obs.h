@@ -278,6 +278,7 @@ typedef struct sl_obs_metrics_s {
         sl_obs_counter_t *rebalances;      /**< counter sluice_rebalances_total */
         sl_obs_gauge_t *partitions_paused; /**< gauge sluice_partitions_paused */
         sl_obs_gauge_t *in_flight;         /**< gauge sluice_in_flight_messages */
+        sl_obs_gauge_t *in_flight_bytes;   /**< gauge sluice_in_flight_bytes */
         /** gauge sluice_backlog_drain_seconds: total lag / recent throughput (s) */
         sl_obs_gauge_t *backlog_drain_seconds;
 } sl_obs_metrics_t;

@@ -101,6 +101,8 @@ struct sl_worker_s {
         inflight_t *free_inflight;
         size_t inflight_cnt; /* messages consumed and not yet done */
         size_t inflight_max; /* pause partitions above this */
+        size_t outq_bytes;     /* output key + value bytes produced, not yet acknowledged */
+        size_t outq_bytes_max; /* pause partitions above this too */
         int paused;
 
         batch_t **batches; /* one per model version being served */

@@ -138,8 +138,10 @@ sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, s
                         break;
                 rd_kafka_poll(w->producer, 10);
         }
-        if (!err)
+        if (!err) {
+                w->outq_bytes += key_len + value_len; /* until its delivery report */
                 return SL_OK;
+        }
         /* Not queued (unknown topic, message too large...): the offset must not move. */
         SL_LOG(SL_LOG_ERR, "PRODUCE", "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
         free(value);
@@ -165,8 +167,10 @@ void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque
 {
         sl_worker_t *w = opaque;
         inflight_t *inf = msg->_private;
+        size_t bytes = msg->key_len + msg->len;
         (void)rk;
 
+        w->outq_bytes -= bytes < w->outq_bytes ? bytes : w->outq_bytes;
         if (msg->err && w->eos) {
                 /* Part of a transaction: producing again would not make it count. The
                  * transaction aborts at its commit and the inputs are consumed again. */
@@ -198,11 +202,17 @@ void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque
                 inflight_done(w, inf);
 }
 
-/* Pause every assigned partition while too much is in flight; resume at half. */
+/*
+ * Pause every assigned partition while too much is in flight (messages
+ * awaiting their outputs' acknowledgements, or bytes of those outputs);
+ * resume once both are at half.
+ */
 void sl_stream_backpressure(sl_worker_t *w)
 {
-        int want =
-            w->paused ? w->inflight_cnt > w->inflight_max / 2 : w->inflight_cnt >= w->inflight_max;
+        int want = w->paused ? w->inflight_cnt > w->inflight_max / 2 ||
+                                   w->outq_bytes > w->outq_bytes_max / 2
+                             : w->inflight_cnt >= w->inflight_max ||
+                                   w->outq_bytes >= w->outq_bytes_max;
         rd_kafka_topic_partition_list_t *l;
 
         if (want == w->paused)
@@ -218,8 +228,9 @@ void sl_stream_backpressure(sl_worker_t *w)
                 rd_kafka_resume_partitions(w->consumer, l);
         sl_obs_gauge_set(w->obs->partitions_paused, want ? (double)l->cnt : 0.0);
         w->pauses += want;
-        SL_LOG(SL_LOG_INFO, "FLOW", "%s %d partitions: %zu messages in flight",
-               want ? "paused" : "resumed", l->cnt, w->inflight_cnt);
+        SL_LOG(SL_LOG_INFO, "FLOW", "%s %d partitions: %zu messages in flight, %zu KiB of outputs "
+               "unacknowledged",
+               want ? "paused" : "resumed", l->cnt, w->inflight_cnt, w->outq_bytes / 1024);
         rd_kafka_topic_partition_list_destroy(l);
         w->paused = want;
 }

@@ -4,8 +4,10 @@
 
 #include "stream_int.h"
 
-/* Bound on messages in flight before partitions are paused (backpressure). */
-#define INFLIGHT_MAX_DEFAULT 10000
+/* Bounds before partitions are paused (backpressure), when the conf has none:
+ * the defaults of worker.max_in_flight_messages / _kbytes. */
+#define INFLIGHT_MAX_DEFAULT  10000
+#define OUTQ_KBYTES_DEFAULT   65536
 
 sl_err_t sl_worker_new(const sl_conf_t *conf, sl_repo_t *repo, const sl_codec_t *codec,
                        sl_worker_t **workerp, char *errstr, size_t errstr_size)
@@ -18,7 +20,11 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, sl_repo_t *repo, const sl_codec_t 
         w->conf = conf;
         w->repo = repo;
         w->codec = codec;
-        w->inflight_max = INFLIGHT_MAX_DEFAULT;
+        w->inflight_max = conf->max_in_flight_messages > 0 ? (size_t)conf->max_in_flight_messages
+                                                           : INFLIGHT_MAX_DEFAULT;
+        w->outq_bytes_max = 1024 * (conf->max_in_flight_kbytes > 0
+                                        ? (size_t)conf->max_in_flight_kbytes
+                                        : OUTQ_KBYTES_DEFAULT);
         if (conf->n_label_topics && !(w->join = sl_eval_join_new((size_t)conf->label_join_max))) {
                 free(w);
                 return SL_ERR_NOMEM;
@@ -200,6 +206,7 @@ sl_err_t sl_worker_run(sl_worker_t *w)
                 if (!w->inflight_cnt)
                         atomic_store(&w->progress_us, now); /* nothing owed: not stuck */
                 sl_obs_gauge_set(w->obs->in_flight, (double)w->inflight_cnt);
+                sl_obs_gauge_set(w->obs->in_flight_bytes, (double)w->outq_bytes);
                 if (w->eos && now >= w->next_txn_us)
                         sl_stream_txn_commit(w, 1, 0);
                 if (w->reload_now || (w->conf->reload_interval_ms && now >= w->next_reload_us)) {
