@@ -57,15 +57,18 @@ for _ in $(seq 300); do
 done
 grep -E "OpenBLAS|loaded|assigned" "$run/worker.log" | sed 's/^/  /'
 
-# A broker that has just started runs its request paths in the JVM's
-# interpreter for its first seconds: end-to-end latency is then ~0.5 s while
-# the worker's own consume-to-ack stays ~15 ms (README, "Results"). A few
-# seconds of traffic first, with ids that collect skips, so the numbers below
-# measure sluice and a warm broker. QUICKSTART_WARMUP=0 skips it.
+# A broker that has just started serves its first seconds of traffic slowly
+# (the JVM still compiling its request paths): requests queue up for ~0.5-1.5 s
+# while the worker's own consume-to-ack stays ~15 ms (README, "Results"). So a
+# few seconds of traffic first, with ids that collect skips, and every one of
+# them answered before the measured stream starts: the numbers below measure
+# sluice and a warm broker. QUICKSTART_WARMUP=0 skips it.
 if ((WARMUP > 0)); then
   step "warming up the broker: $WARMUP requests at $RATE msg/s (ids warmup-*, unlabelled, not counted)"
   "$sluice" produce -b "$bootstrap" -t "$tag.requests" -n "$WARMUP" --rate "$RATE" \
     --id-prefix warmup- --labels "" | sed 's/^/  /'
+  "$sluice" collect -b "$bootstrap" -t "$tag.responses" --assign --id-prefix warmup- \
+    --expect "$WARMUP" --show 0 | grep -E "^(responses|latency)" | sed 's/^/  warm-up /'
 fi
 
 step "producing $N Fashion-MNIST test images as InferenceRequests"
