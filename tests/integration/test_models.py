@@ -159,6 +159,7 @@ def test_canary_and_shadow(bootstrap, tmp_path):
     assert "3" not in by_version  # the shadow never answers
     assert 0.09 <= share <= 0.11, by_version
     assert totals["3"]["requests_total"] == n  # ... but runs every request
+    assert totals["3"]["responses_total"] == 0  # none published, none counted as such
     assert totals["3"]["labelled_total"] == n
     assert totals["1"]["requests_total"] + totals["2"]["requests_total"] == n
 

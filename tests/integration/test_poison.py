@@ -165,3 +165,47 @@ def test_poison_messages_confluent_framing(bootstrap, tmp_path):
          "UNKNOWN_MODEL", "cm-1"),
     ]
     run_table(bootstrap, tmp_path, cases, framing_prefix=framed, codec='framing = "confluent";')
+
+
+def test_outputs_larger_than_message_max_bytes(bootstrap, tmp_path):
+    """A requests topic that takes larger records than the outputs may hold: a dead letter or a
+    response over the producer's message.max.bytes (1,000,000) is sent smaller, never blocks the
+    partition. Found by a tester: the worker stopped on each restart at the same message."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    t = make_topics(requests_partitions=1)
+    t["requests"] += "-big"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(t["requests"], 1, 1,
+                                           config={"max.message.bytes": "10485760"})]).values():
+        f.result(30)
+    w = start_worker(worker_config(tmp_path / "w.cfg", bootstrap, t), tmp_path / "w.log")
+    p = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 10000000})
+    rows = 1000  # 3.1 MB of pixels: a SHAPE error (batch bound) whose dead letter cannot hold it
+    big_bad = encode(request("bigbad-1", inputs=[tensor(shape=[rows, 1, 28, 28],
+                                                         data=bytes(rows * 4 * 784))]))
+    huge_id = "L" * 1_500_000  # served, but neither its response nor an error response fits
+    cases = [("bigbad", big_bad), ("hugeid", encode(request(huge_id)))]
+    for i, (key, value) in enumerate(cases):
+        p.produce(t["requests"], key=key, value=value, headers=[("h", b"v")])
+        p.produce(t["requests"], key="good", value=encode(request(f"good-{i}")))
+    assert p.flush(30) == 0
+    dls = [fastavro.schemaless_reader(io.BytesIO(m.value()), schema("dead_letter"))
+           for m in read_all(bootstrap, t["dead_letters"], expect=2)]
+    resps = [fastavro.schemaless_reader(io.BytesIO(m.value()), schema("inference_response"))
+             for m in read_all(bootstrap, t["responses"], expect=3)]
+    assert w.stop() == 0, w.log_text()[-3000:]
+
+    assert len(dls) == 2, [(d["error_code"], d["error_message"][:200]) for d in dls]
+    bigbad, hugeid = dls
+    assert bigbad["error_code"] == "SHAPE" and bigbad["request_id"] == "bigbad-1"
+    assert bigbad["value"] is None and bigbad["headers"] == [], bigbad["error_message"]
+    assert "original value (%d bytes)" % len(big_bad) in bigbad["error_message"]
+    assert bigbad["offset"] == 0 and bigbad["key"] == b"bigbad"
+    assert hugeid["error_code"] == "BAD_REQUEST" and hugeid["offset"] == 2
+    assert "larger than the producer's message.max.bytes" in hugeid["error_message"]
+    assert hugeid["request_id"] is None and hugeid["value"] is None  # bare: the id alone is 1.5 MB
+    ids = [r["id"] for r in resps]
+    assert ids == ["bigbad-1", "good-0", "good-1"], [i[:20] for i in ids]  # in order, none lost
+    assert resps[0]["result"]["code"] == "SHAPE"

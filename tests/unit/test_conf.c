@@ -208,6 +208,8 @@ static const struct {
      " topics.dead_letters = \"b\" is also in topics.requests"},
     {"topics: { requests = [\"a\"]; responses = \"a\"; };\n",
      " topics.responses = \"a\" is also in topics.requests"},
+    {"topics: { requests = [\"a\", \"^rx\\\\..*\"]; };\n",
+     " topics.requests \"^rx\\..*\": topic patterns (regular expressions) are not supported"},
     {"topics: { labels = [\"l\"]; metrics = \"l\"; };\n",
      " topics.metrics = \"l\" is also in topics.labels"},
     {"topics: { requests = [\"a\"]; labels = [\"a\"]; };\n",

@@ -364,6 +364,22 @@ static sl_err_t check_together(const sl_conf_t *conf, char *errstr, size_t errst
             {"topics.metrics", conf->metrics_topic},
         };
 
+        /* librdkafka subscribes to a name starting with '^' as a regular expression: it
+         * could match the outputs (and the assignment would change with new topics). */
+        for (size_t i = 0; i < conf->n_request_topics + conf->n_label_topics; i++) {
+                const char *tn = i < conf->n_request_topics
+                                     ? conf->request_topics[i]
+                                     : conf->label_topics[i - conf->n_request_topics];
+                if (tn[0] == '^') {
+                        sl_strfmt(errstr, errstr_size,
+                                  "%s: %s \"%s\": topic patterns (regular expressions) are not "
+                                  "supported; list the topics",
+                                  file,
+                                  i < conf->n_request_topics ? "topics.requests" : "topics.labels",
+                                  tn);
+                        return SL_ERR_CONFIG;
+                }
+        }
         for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++) {
                 const char *in = topic_in(outputs[i].topic, conf->request_topics,
                                           conf->n_request_topics)

@@ -18,8 +18,11 @@
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
 /* A scrape and a couple of probes at a time; more is a misconfiguration. */
-#define CONNECTION_LIMIT   32
-#define CONNECTION_TIMEOUT 10 /* s: an idle keep-alive connection is closed */
+/* One client holding idle connections must not starve the probes (kubelet's timeout is 2 s):
+ * at most PER_IP_LIMIT of the CONNECTION_LIMIT slots per address, idle ones closed soon. */
+#define CONNECTION_LIMIT   256
+#define PER_IP_LIMIT       32
+#define CONNECTION_TIMEOUT 3 /* s: an idle keep-alive connection is closed */
 
 struct sl_obs_http_s {
         struct MHD_Daemon *mhd;
@@ -210,6 +213,7 @@ sl_err_t sl_obs_http_start(const sl_obs_http_params_t *params, sl_obs_http_t **h
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
             handle, http, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)PER_IP_LIMIT,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT, MHD_OPTION_END);
         if (!http->mhd) {
                 close(fd);

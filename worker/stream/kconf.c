@@ -272,6 +272,16 @@ sl_err_t sl_stream_clients_new(sl_worker_t *w, char *errstr, size_t errstr_size)
                 goto fail;
         }
         pc = NULL; /* owned by the producer now */
+        {
+                /* Known to the producer from the start: their metadata is fetched now, not
+                 * when the first response, dead letter or metrics record waits for it (that
+                 * held the first second of acknowledgements). */
+                const char *outs[3] = {w->conf->response_topic, w->conf->dead_letter_topic,
+                                       w->conf->metrics_topic};
+                for (int i = 0; i < 3; i++)
+                        if (outs[i] && *outs[i])
+                                w->out_topics[i] = rd_kafka_topic_new(w->producer, outs[i], NULL);
+        }
         if (!(w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof(kerr)))) {
                 sl_strfmt(errstr, errstr_size, "%s: kafka properties (consumer): %s",
                           conf_name(w->conf), kerr);

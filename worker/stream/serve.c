@@ -205,26 +205,59 @@ static void publish_response(sl_worker_t *w, const rd_kafka_message_t *msg, infl
                 sl_stream_dead_letter(w, msg, inf, SL_ERR_INTERNAL, why, resp->id);
                 return;
         }
-        sl_stream_produce(w, w->conf->response_topic, msg->key, msg->key_len, buf, len,
-                          response_headers(w->conf, msg, resp->model_name, resp->model_version),
-                          inf);
+        if (sl_stream_produce(w, w->conf->response_topic, msg->key, msg->key_len, buf, len,
+                              response_headers(w->conf, msg, resp->model_name,
+                                               resp->model_version),
+                              inf) != SL_STREAM_TOO_LARGE)
+                return;
+        if (!resp->error_code) {
+                /* The answer cannot be published: say so instead (error response + dead
+                 * letter), as for any request that cannot be served. */
+                sl_response_t e = {0};
+                char why[256];
+                sl_strfmt(why, sizeof(why),
+                          "the response (%zu bytes) is larger than the producer's "
+                          "message.max.bytes",
+                          len + msg->key_len);
+                e.id = resp->id;
+                e.model_name = resp->model_name;
+                e.model_version = resp->model_version;
+                e.worker_id = resp->worker_id;
+                e.error_code = SL_ERR_BAD_REQUEST;
+                e.error_message = why;
+                e.has_label = resp->has_label;
+                e.label = resp->label;
+                e.timings = resp->timings;
+                sl_obs_counter_inc(sl_obs_counter_child(w->obs->errors, resp->model_name,
+                                                        resp->model_version,
+                                                        sl_err_name(SL_ERR_BAD_REQUEST)));
+                publish_response(w, msg, inf, &e);
+                sl_stream_dead_letter(w, msg, inf, SL_ERR_BAD_REQUEST, why, resp->id);
+        }
+        /* An error response too large (a huge id): its dead letter says why already. */
 }
 
 void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
                            sl_err_t code, const char *message, const char *request_id)
 {
-        sl_header_t hdrs[64];
+        sl_header_t *hdrs = NULL;
         rd_kafka_headers_t *in = NULL;
         sl_dead_letter_t dl = {0};
         void *buf = NULL;
         size_t len = 0;
         sl_err_t err;
 
-        if (!rd_kafka_message_headers(msg, &in)) {
+        if (!rd_kafka_message_headers(msg, &in) && rd_kafka_header_cnt(in) > 0) {
                 const char *name;
                 const void *v;
-                size_t vlen;
-                for (size_t i = 0; dl.n_headers < sizeof(hdrs) / sizeof(*hdrs) &&
+                size_t vlen, n = rd_kafka_header_cnt(in);
+                if (!(hdrs = malloc(n * sizeof(*hdrs)))) {
+                        SL_LOG(SL_LOG_ERR, "DEADLETTER", "out of memory for %zu headers", n);
+                        w->fatal = 1; /* losing it silently is not an option */
+                        w->stop = 1;
+                        return;
+                }
+                for (size_t i = 0; dl.n_headers < n &&
                                    !rd_kafka_header_get_all(in, i, &name, &v, &vlen);
                      i++)
                         hdrs[dl.n_headers++] = (sl_header_t){name, v, vlen};
@@ -248,16 +281,55 @@ void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflig
         if ((unsigned)code < SL_ERR__CNT)
                 w->dead_letters_by_code[code]++;
         sl_obs_counter_inc(sl_obs_counter_child(w->obs->dead_letters, sl_err_name(code)));
-        SL_LOG(SL_LOG_NOTICE, "DEADLETTER", "%s[%d]@%lld id=%s %s: %s", dl.topic, dl.partition,
+        SL_LOG(SL_LOG_NOTICE, "DEADLETTER", "%s[%d]@%lld id=%.256s %s: %.1024s", dl.topic, dl.partition,
                (long long)dl.offset, request_id ? request_id : "-", sl_err_name(code), message);
-        if ((err = sl_codec_encode_dead_letter(w->codec, &dl, &buf, &len))) {
-                SL_LOG(SL_LOG_ERR, "DEADLETTER", "cannot encode dead letter: %s", sl_err2str(err));
-                w->fatal = 1; /* losing it silently is not an option */
-                w->stop = 1;
-                return;
+        /* Whole first; when that is larger than message.max.bytes, without the original
+         * value and headers (the message says so); then without key and id too. */
+        for (int attempt = 0;; attempt++) {
+                char note[1024];
+                if (attempt == 1) {
+                        sl_strfmt(note, sizeof(note),
+                                  "%.600s [original value (%zu bytes) and %zu header(s) not kept: "
+                                  "the dead letter would exceed message.max.bytes]",
+                                  message, msg->len, dl.n_headers);
+                        dl.error_message = note;
+                        dl.value = NULL;
+                        dl.value_len = 0;
+                        dl.n_headers = 0;
+                } else if (attempt == 2) {
+                        sl_strfmt(note, sizeof(note),
+                                  "%.600s [original key (%zu bytes), value (%zu bytes), headers "
+                                  "and request id not kept: too large for message.max.bytes]",
+                                  message, msg->key_len, msg->len);
+                        dl.error_message = note;
+                        dl.key = NULL;
+                        dl.key_len = 0;
+                        dl.request_id = NULL;
+                }
+                if ((err = sl_codec_encode_dead_letter(w->codec, &dl, &buf, &len))) {
+                        SL_LOG(SL_LOG_ERR, "DEADLETTER", "cannot encode dead letter: %s",
+                               sl_err2str(err));
+                        w->fatal = 1; /* losing it silently is not an option */
+                        w->stop = 1;
+                        goto done;
+                }
+                err = sl_stream_produce(w, w->conf->dead_letter_topic, dl.key, dl.key_len, buf,
+                                        len, NULL, inf);
+                if (err != SL_STREAM_TOO_LARGE)
+                        goto done;
+                if (attempt == 2) {
+                        SL_LOG(SL_LOG_ERR, "DEADLETTER", "%s[%d]@%lld: even a bare dead letter "
+                               "exceeds message.max.bytes: stopping",
+                               dl.topic, dl.partition, (long long)dl.offset);
+                        w->fatal = 1;
+                        w->stop = 1;
+                        if (w->eos)
+                                w->txn_failed = 1;
+                        goto done;
+                }
         }
-        sl_stream_produce(w, w->conf->dead_letter_topic, msg->key, msg->key_len, buf, len, NULL,
-                          inf);
+done:
+        free(hdrs);
 }
 
 /* A decodable request that cannot be served: error response + dead letter. */
@@ -445,10 +517,11 @@ static void batch_respond(sl_worker_t *w, batch_t *b, int64_t start_us, int64_t 
                 resp.timings.queue_us = start_us - pr->consumed_us;
                 resp.timings.inference_us = infer_us;
                 resp.timings.batch_size = (int32_t)b->cnt;
-                b->stats->responses++;
-                b->stats->responses_total++;
-                if (pr->inf)
+                if (pr->inf) { /* a shadow copy (no inf) is never published */
+                        b->stats->responses++;
+                        b->stats->responses_total++;
                         pr->inf->answered = 1;
+                }
                 sl_obs_histogram_observe(b->stats->obs.queue_time,
                                          (double)resp.timings.queue_us / 1e6);
                 /* Online evaluation from the scores of a one-row classifier request. */
@@ -610,12 +683,21 @@ static void shadow_add(sl_worker_t *w, const sl_repo_model_t *shadow, const sl_r
 
         if (!b)
                 return;
+        sl_obs_counter_inc(b->stats->obs.requests);
         b->stats->requests++;
         b->stats->requests_total++;
-        if (request_check(b, req, &rows, errstr, sizeof(errstr)) ||
-            !(copy = sl_stream_request_copy(req))) {
+        sl_err_t err = request_check(b, req, &rows, errstr, sizeof(errstr));
+        if (err || !(copy = sl_stream_request_copy(req))) {
+                if (!err) {
+                        err = SL_ERR_NOMEM;
+                        sl_strfmt(errstr, sizeof(errstr), "out of memory");
+                }
                 b->stats->errors++;
                 b->stats->errors_total++;
+                sl_obs_counter_inc(sl_obs_counter_child(w->obs->errors, shadow->name,
+                                                        shadow->version, sl_err_name(err)));
+                SL_LOG(SL_LOG_DEBUG, "SHADOW", "%s/%s cannot take id=%.256s: %s", shadow->name,
+                       shadow->version, req->id, errstr);
                 return;
         }
         if (b->rows + rows > b->max_rows || !same_row_shape(b, copy))

@@ -101,6 +101,7 @@ struct sl_worker_s {
         inflight_t *free_inflight;
         size_t inflight_cnt; /* messages consumed and not yet done */
         size_t inflight_max; /* pause partitions above this */
+        rd_kafka_topic_t *out_topics[3]; /* responses, dead letters, metrics: held from start */
         size_t outq_bytes;     /* output key + value bytes produced, not yet acknowledged */
         size_t outq_bytes_max; /* pause partitions above this too */
         int paused;
@@ -149,6 +150,9 @@ sl_err_t sl_stream_txn_commit(sl_worker_t *w, int begin_next, int lost);
 part_t *sl_stream_part_get(sl_worker_t *w, const char *topic, int32_t partition, int create);
 inflight_t *sl_stream_inflight_new(sl_worker_t *w, const rd_kafka_message_t *msg);
 void sl_stream_inflight_finish(sl_worker_t *w, inflight_t *inf);
+/* sl_stream_produce()'s result for a record larger than the producer's message.max.bytes:
+ * nothing queued, nothing owed, the worker carries on (the caller sends something smaller). */
+#define SL_STREAM_TOO_LARGE SL_ERR_INVALID_ARG
 sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, size_t key_len,
                            void *value, size_t value_len, rd_kafka_headers_t *hdrs,
                            inflight_t *inf);

@@ -120,7 +120,9 @@ void sl_stream_parts_advance(sl_worker_t *w, part_t *p)
 /*
  * Produce one output. \p value is malloc'd and owned by librdkafka on
  * success (freed on failure too: the caller never frees it). Queue full is
- * waited out by serving delivery reports, never dropped.
+ * waited out by serving delivery reports, never dropped. A record larger than
+ * message.max.bytes returns SL_STREAM_TOO_LARGE with nothing queued or owed;
+ * any other failure to queue stops the worker (SL_ERR_KAFKA).
  */
 sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, size_t key_len,
                            void *value, size_t value_len, rd_kafka_headers_t *hdrs, inflight_t *inf)
@@ -142,6 +144,17 @@ sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, s
                 w->outq_bytes += key_len + value_len; /* until its delivery report */
                 return SL_OK;
         }
+        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+                SL_LOG(SL_LOG_WARNING, "PRODUCE",
+                       "record of %zu bytes for %s is larger than message.max.bytes: not sent",
+                       key_len + value_len, topic);
+                free(value);
+                if (hdrs)
+                        rd_kafka_headers_destroy(hdrs);
+                if (inf)
+                        inf->pending--;
+                return SL_STREAM_TOO_LARGE;
+        }
         /* Not queued (unknown topic, message too large...): the offset must not move. */
         SL_LOG(SL_LOG_ERR, "PRODUCE", "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
         free(value);
@@ -150,6 +163,8 @@ sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, s
         w->delivery_failures++;
         w->fatal = 1;
         w->stop = 1;
+        if (w->eos) /* the open transaction must not commit the positions past it */
+                w->txn_failed = 1;
         return SL_ERR_KAFKA;
 }
 

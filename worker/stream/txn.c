@@ -117,8 +117,9 @@ sl_err_t sl_stream_txn_commit(sl_worker_t *w, int begin_next, int lost)
         if (!w->txn_open)
                 goto begin;
         sl_stream_flush_due(w, 0, 1); /* every consumed request has its outputs queued */
-        if (lost || w->txn_failed) {
-                /* Partitions already gone, or an output failed: none of it may count. */
+        if (lost || w->txn_failed || w->fatal) {
+                /* Partitions already gone, or an output failed or could not be queued, or
+                 * the worker is stopping on an error: none of it may count. */
                 txn_abort(w);
                 w->txn_failed = 0;
                 goto begin;

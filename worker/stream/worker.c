@@ -258,6 +258,9 @@ void sl_worker_destroy(sl_worker_t *w)
                 rd_kafka_destroy(w->consumer);
         if (w->producer) {
                 rd_kafka_flush(w->producer, 1000);
+                for (int i = 0; i < 3; i++)
+                        if (w->out_topics[i])
+                                rd_kafka_topic_destroy(w->out_topics[i]);
                 rd_kafka_destroy(w->producer);
         }
         sl_stream_obs_destroy(w);
