@@ -655,7 +655,10 @@ void sl_conf_write_effective(const sl_conf_t *conf, FILE *fp)
                         fprintf(fp, "%d\n", *(const int *)cfield(conf, row->offset));
                 } else if (row->type == SL_CONF_T_STR) {
                         const char *s = *(char *const *)cfield(conf, row->offset);
-                        fprintf(fp, "\"%s\"\n", s ? s : "");
+                        if (s)
+                                fprintf(fp, "\"%s\"\n", s);
+                        else /* not the empty string, which the setting may refuse */
+                                fprintf(fp, "(not set: %s)\n", row->def_doc ? row->def_doc : "");
                 } else {
                         char *const *items = cfield(conf, row->offset);
                         size_t n = *(const size_t *)cfield(conf, row->count_offset);

@@ -113,6 +113,7 @@ void sl_stream_reload(sl_worker_t *w)
                 failed = apply_plan(w, &plan);
                 sl_repo_plan_cleanup(&plan);
                 if (!failed)
-                        return;
+                        break;
         }
+        sl_stream_route_check(w); /* the plan changed what is loaded */
 }

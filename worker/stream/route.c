@@ -54,6 +54,34 @@ const sl_repo_model_t *sl_stream_route(sl_worker_t *w, const sl_request_t *req,
         return m;
 }
 
+/* Is version \p version of \p name loaded? */
+static int loaded(sl_worker_t *w, const char *name, int64_t version)
+{
+        char v[32];
+        sl_strfmt(v, sizeof(v), "%lld", (long long)version);
+        return sl_repo_find(w->repo, name, v) != NULL;
+}
+
+void sl_stream_route_check(sl_worker_t *w)
+{
+        for (size_t i = 0; i < sl_repo_count(w->repo); i++) {
+                const sl_repo_model_t *x = sl_repo_get(w->repo, i);
+                const sl_repo_model_t *m = sl_repo_find(w->repo, x->name, NULL);
+                if (m != x) /* once per model: its highest version's settings */
+                        continue;
+                if (m->canary_version && !loaded(w, m->name, m->canary_version))
+                        SL_LOG(SL_LOG_WARNING, "MODEL",
+                               "%s: canary_version %lld is not loaded (see version_policy): no "
+                               "canary traffic",
+                               m->name, (long long)m->canary_version);
+                if (m->shadow_version && !loaded(w, m->name, m->shadow_version))
+                        SL_LOG(SL_LOG_WARNING, "MODEL",
+                               "%s: shadow_version %lld is not loaded (see version_policy): no "
+                               "shadow runs",
+                               m->name, (long long)m->shadow_version);
+        }
+}
+
 sl_request_t *sl_stream_request_copy(const sl_request_t *req)
 {
         sl_request_t *c = calloc(1, sizeof(*c));

@@ -178,6 +178,8 @@ void sl_stream_handle_label(sl_worker_t *w, rd_kafka_message_t *msg, inflight_t 
 const sl_repo_model_t *sl_stream_route(sl_worker_t *w, const sl_request_t *req,
                                        const sl_repo_model_t **shadowp);
 sl_request_t *sl_stream_request_copy(const sl_request_t *req);
+/* Warn about a canary or shadow version that is configured but not loaded (start, reload). */
+void sl_stream_route_check(sl_worker_t *w);
 
 /* reload.c: live model reload */
 void sl_stream_reload(sl_worker_t *w);

@@ -37,6 +37,7 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, sl_repo_t *repo, const sl_codec_t 
                 sl_worker_destroy(w);
                 return err;
         }
+        sl_stream_route_check(w);
         *workerp = w;
         return SL_OK;
 }
