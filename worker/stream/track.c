@@ -155,8 +155,13 @@ sl_err_t sl_stream_produce(sl_worker_t *w, const char *topic, const void *key, s
                         inf->pending--;
                 return SL_STREAM_TOO_LARGE;
         }
-        /* Not queued (unknown topic, message too large...): the offset must not move. */
-        SL_LOG(SL_LOG_ERR, "PRODUCE", "cannot produce to %s: %s", topic, rd_kafka_err2str(err));
+        /* Not queued (unknown topic, authorization, ...): the offset must not move. The
+         * first one says why; the rest of the batch fails the same way. */
+        if (!w->fatal)
+                SL_LOG(SL_LOG_ERR, "PRODUCE",
+                       "cannot produce to %s: %s: stopping; the unanswered offsets stay "
+                       "uncommitted and are served again after a restart",
+                       topic, rd_kafka_err2str(err));
         free(value);
         if (hdrs)
                 rd_kafka_headers_destroy(hdrs);
