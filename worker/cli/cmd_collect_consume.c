@@ -382,8 +382,7 @@ int sl_collect_why_empty(rd_kafka_t *rk, const char *topic, char *why, size_t wh
         }
         err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
         if (err) {
-                sl_strfmt(why, why_size, "no metadata from the brokers: %s",
-                          rd_kafka_err2str(err));
+                sl_strfmt(why, why_size, "no metadata from the brokers: %s", rd_kafka_err2str(err));
                 ret = 1;
         } else if (md->topic_cnt < 1 || md->topics[0].err) {
                 sl_strfmt(why, why_size, "topic %s: %s", topic,

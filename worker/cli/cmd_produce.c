@@ -404,16 +404,18 @@ static void flush_all(rd_kafka_t *rk)
                         break;
                 }
                 if (stop_requested && !hinted) {
-                        fprintf(stderr, "produce: interrupted; waiting for %d delivery report(s) "
-                                        "(interrupt again to give up)\n",
+                        fprintf(stderr,
+                                "produce: interrupted; waiting for %d delivery report(s) "
+                                "(interrupt again to give up)\n",
                                 rd_kafka_outq_len(rk));
                         hinted = 1;
                 }
                 /* An unreachable broker keeps messages until message.timeout.ms (librdkafka's
                  * default 300 s): say what is being waited for. */
                 if (sl_now_us() >= next_note_us) {
-                        fprintf(stderr, "produce: still waiting for %d delivery report(s) (until "
-                                        "message.timeout.ms; interrupt %s to give up)\n",
+                        fprintf(stderr,
+                                "produce: still waiting for %d delivery report(s) (until "
+                                "message.timeout.ms; interrupt %s to give up)\n",
                                 rd_kafka_outq_len(rk), stop_requested ? "again" : "twice");
                         next_note_us = sl_now_us() + 10 * 1000000;
                 }

@@ -670,9 +670,13 @@ static const sl_rp_t *build(rctx_t *c, avro_schema_t w, avro_schema_t r, const c
         } else if (is_named(wt) && !names_match(c, w, r)) {
                 /* avro_schema_type_name() of a named type is its name: say the kind */
                 return set_error(c, n, path, "writer %s %s does not match reader %s %s",
-                                 wt == AVRO_RECORD ? "record" : wt == AVRO_ENUM ? "enum" : "fixed",
+                                 wt == AVRO_RECORD ? "record"
+                                 : wt == AVRO_ENUM ? "enum"
+                                                   : "fixed",
                                  avro_schema_name(w),
-                                 rt == AVRO_RECORD ? "record" : rt == AVRO_ENUM ? "enum" : "fixed",
+                                 rt == AVRO_RECORD ? "record"
+                                 : rt == AVRO_ENUM ? "enum"
+                                                   : "fixed",
                                  avro_schema_name(r));
         } else if (wt == AVRO_FIXED && avro_schema_fixed_size(w) != avro_schema_fixed_size(r)) {
                 return set_error(c, n, path, "fixed size %lld differs from the reader's %lld",

@@ -381,13 +381,12 @@ static sl_err_t check_together(const sl_conf_t *conf, char *errstr, size_t errst
                 }
         }
         for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++) {
-                const char *in = topic_in(outputs[i].topic, conf->request_topics,
-                                          conf->n_request_topics)
-                                     ? "topics.requests"
-                                 : topic_in(outputs[i].topic, conf->label_topics,
-                                            conf->n_label_topics)
-                                     ? "topics.labels"
-                                     : NULL;
+                const char *in =
+                    topic_in(outputs[i].topic, conf->request_topics, conf->n_request_topics)
+                        ? "topics.requests"
+                    : topic_in(outputs[i].topic, conf->label_topics, conf->n_label_topics)
+                        ? "topics.labels"
+                        : NULL;
                 if (in) {
                         sl_strfmt(errstr, errstr_size,
                                   "%s: %s = \"%s\" is also in %s: the worker would read its own "

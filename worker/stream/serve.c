@@ -206,8 +206,7 @@ static void publish_response(sl_worker_t *w, const rd_kafka_message_t *msg, infl
                 return;
         }
         if (sl_stream_produce(w, w->conf->response_topic, msg->key, msg->key_len, buf, len,
-                              response_headers(w->conf, msg, resp->model_name,
-                                               resp->model_version),
+                              response_headers(w->conf, msg, resp->model_name, resp->model_version),
                               inf) != SL_STREAM_TOO_LARGE)
                 return;
         if (!resp->error_code) {
@@ -257,9 +256,8 @@ void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflig
                         w->stop = 1;
                         return;
                 }
-                for (size_t i = 0; dl.n_headers < n &&
-                                   !rd_kafka_header_get_all(in, i, &name, &v, &vlen);
-                     i++)
+                for (size_t i = 0;
+                     dl.n_headers < n && !rd_kafka_header_get_all(in, i, &name, &v, &vlen); i++)
                         hdrs[dl.n_headers++] = (sl_header_t){name, v, vlen};
         }
         dl.headers = hdrs;
@@ -281,8 +279,9 @@ void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflig
         if ((unsigned)code < SL_ERR__CNT)
                 w->dead_letters_by_code[code]++;
         sl_obs_counter_inc(sl_obs_counter_child(w->obs->dead_letters, sl_err_name(code)));
-        SL_LOG(SL_LOG_NOTICE, "DEADLETTER", "%s[%d]@%lld id=%.256s %s: %.1024s", dl.topic, dl.partition,
-               (long long)dl.offset, request_id ? request_id : "-", sl_err_name(code), message);
+        SL_LOG(SL_LOG_NOTICE, "DEADLETTER", "%s[%d]@%lld id=%.256s %s: %.1024s", dl.topic,
+               dl.partition, (long long)dl.offset, request_id ? request_id : "-", sl_err_name(code),
+               message);
         /* Whole first; when that is larger than message.max.bytes, without the original
          * value and headers (the message says so); then without key and id too. */
         for (int attempt = 0;; attempt++) {
@@ -313,12 +312,13 @@ void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflig
                         w->stop = 1;
                         goto done;
                 }
-                err = sl_stream_produce(w, w->conf->dead_letter_topic, dl.key, dl.key_len, buf,
-                                        len, NULL, inf);
+                err = sl_stream_produce(w, w->conf->dead_letter_topic, dl.key, dl.key_len, buf, len,
+                                        NULL, inf);
                 if (err != SL_STREAM_TOO_LARGE)
                         goto done;
                 if (attempt == 2) {
-                        SL_LOG(SL_LOG_ERR, "DEADLETTER", "%s[%d]@%lld: even a bare dead letter "
+                        SL_LOG(SL_LOG_ERR, "DEADLETTER",
+                               "%s[%d]@%lld: even a bare dead letter "
                                "exceeds message.max.bytes: stopping",
                                dl.topic, dl.partition, (long long)dl.offset);
                         w->fatal = 1;
