@@ -99,8 +99,8 @@ struct sl_worker_s {
         part_t **parts;
         size_t n_parts, size_parts;
         inflight_t *free_inflight;
-        size_t inflight_cnt; /* messages consumed and not yet done */
-        size_t inflight_max; /* pause partitions above this */
+        size_t inflight_cnt;             /* messages consumed and not yet done */
+        size_t inflight_max;             /* pause partitions above this */
         rd_kafka_topic_t *out_topics[3]; /* responses, dead letters, metrics: held from start */
         size_t outq_bytes;     /* output key + value bytes produced, not yet acknowledged */
         size_t outq_bytes_max; /* pause partitions above this too */

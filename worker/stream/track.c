@@ -229,10 +229,10 @@ void sl_stream_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque
  */
 void sl_stream_backpressure(sl_worker_t *w)
 {
-        int want = w->paused ? w->inflight_cnt > w->inflight_max / 2 ||
-                                   w->outq_bytes > w->outq_bytes_max / 2
-                             : w->inflight_cnt >= w->inflight_max ||
-                                   w->outq_bytes >= w->outq_bytes_max;
+        int want =
+            w->paused
+                ? w->inflight_cnt > w->inflight_max / 2 || w->outq_bytes > w->outq_bytes_max / 2
+                : w->inflight_cnt >= w->inflight_max || w->outq_bytes >= w->outq_bytes_max;
         rd_kafka_topic_partition_list_t *l;
 
         if (want == w->paused)
@@ -248,7 +248,8 @@ void sl_stream_backpressure(sl_worker_t *w)
                 rd_kafka_resume_partitions(w->consumer, l);
         sl_obs_gauge_set(w->obs->partitions_paused, want ? (double)l->cnt : 0.0);
         w->pauses += want;
-        SL_LOG(SL_LOG_INFO, "FLOW", "%s %d partitions: %zu messages in flight, %zu KiB of outputs "
+        SL_LOG(SL_LOG_INFO, "FLOW",
+               "%s %d partitions: %zu messages in flight, %zu KiB of outputs "
                "unacknowledged",
                want ? "paused" : "resumed", l->cnt, w->inflight_cnt, w->outq_bytes / 1024);
         rd_kafka_topic_partition_list_destroy(l);

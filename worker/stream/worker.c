@@ -6,8 +6,8 @@
 
 /* Bounds before partitions are paused (backpressure), when the conf has none:
  * the defaults of worker.max_in_flight_messages / _kbytes. */
-#define INFLIGHT_MAX_DEFAULT  10000
-#define OUTQ_KBYTES_DEFAULT   65536
+#define INFLIGHT_MAX_DEFAULT 10000
+#define OUTQ_KBYTES_DEFAULT  65536
 
 sl_err_t sl_worker_new(const sl_conf_t *conf, sl_repo_t *repo, const sl_codec_t *codec,
                        sl_worker_t **workerp, char *errstr, size_t errstr_size)
@@ -22,9 +22,9 @@ sl_err_t sl_worker_new(const sl_conf_t *conf, sl_repo_t *repo, const sl_codec_t 
         w->codec = codec;
         w->inflight_max = conf->max_in_flight_messages > 0 ? (size_t)conf->max_in_flight_messages
                                                            : INFLIGHT_MAX_DEFAULT;
-        w->outq_bytes_max = 1024 * (conf->max_in_flight_kbytes > 0
-                                        ? (size_t)conf->max_in_flight_kbytes
-                                        : OUTQ_KBYTES_DEFAULT);
+        w->outq_bytes_max =
+            1024 * (conf->max_in_flight_kbytes > 0 ? (size_t)conf->max_in_flight_kbytes
+                                                   : OUTQ_KBYTES_DEFAULT);
         if (conf->n_label_topics && !(w->join = sl_eval_join_new((size_t)conf->label_join_max))) {
                 free(w);
                 return SL_ERR_NOMEM;
