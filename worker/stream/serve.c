@@ -310,6 +310,8 @@ void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflig
                                sl_err2str(err));
                         w->fatal = 1; /* losing it silently is not an option */
                         w->stop = 1;
+                        if (inf) /* owed for good: its offset never moves */
+                                inf->pending++;
                         goto done;
                 }
                 err = sl_stream_produce(w, w->conf->dead_letter_topic, dl.key, dl.key_len, buf, len,
@@ -325,6 +327,8 @@ void sl_stream_dead_letter(sl_worker_t *w, const rd_kafka_message_t *msg, inflig
                         w->stop = 1;
                         if (w->eos)
                                 w->txn_failed = 1;
+                        if (inf) /* owed for good: its offset never moves */
+                                inf->pending++;
                         goto done;
                 }
         }
