@@ -25,7 +25,7 @@
  * restarted mid-stream is tests/integration/test_faults.py.
  *  e) a delivery that fails for good (a non-retriable Produce error) stops the worker with the
  *     message uncommitted; the restarted worker answers it: nothing lost.
- *  f) backpressure in bytes: with worker.max_in_flight_kbytes small and acknowledgements late,
+ *  f) backpressure in bytes: with worker.max_in_flight_kbytes = 1 and acknowledgements late,
  *     the worker pauses its partitions on the bytes of unacknowledged outputs (far below the
  *     message bound), resumes as they are acknowledged, and answers every request in order.
  *
@@ -728,7 +728,10 @@ static void test_backpressure_bytes(void **state)
         (void)state;
 
         make_topics(&t);
-        worker_extra = "max_in_flight_kbytes = 64;"; /* a few hundred responses */
+        /* 1 KiB: a few responses. One batch of 32 (~8 KiB) goes over it until acknowledged,
+         * so the pause does not hang on which Produce requests the late acks below hit (the
+         * worker's metrics records may take them: a 64 KiB bound then never paused in CI). */
+        worker_extra = "max_in_flight_kbytes = 1;";
         worker_start(&r, &t, NULL, "bytes");
         worker_extra = "";
         wait_assigned(&r);
@@ -757,10 +760,10 @@ static void test_backpressure_bytes(void **state)
                 assert_int_equal(res, SL_OK);
                 assert_int_equal(out_of_order, 0);
         }
-        /* Paused on the bytes: at 64 KiB or more, with far fewer messages than their bound. */
+        /* Paused on the bytes: at 1 KiB or more, with far fewer messages than their bound. */
         assert_non_null(paused);
-        assert_true(kib >= 64);
-        assert_true(in_flight > 0 && in_flight < 10000);
+        assert_true(kib >= 1);
+        assert_true(in_flight >= 0 && in_flight < 10000); /* metrics records count too */
         n_passed++;
 }
 
