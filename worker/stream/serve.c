@@ -192,6 +192,10 @@ static rd_kafka_headers_t *response_headers(const sl_conf_t *conf, const rd_kafk
         return out;
 }
 
+static void answer_error(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
+                         sl_response_t *e, const char *model, const char *version, sl_err_t code,
+                         const char *message);
+
 static void publish_response(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
                              const sl_response_t *resp)
 {
@@ -210,28 +214,16 @@ static void publish_response(sl_worker_t *w, const rd_kafka_message_t *msg, infl
                               inf) != SL_STREAM_TOO_LARGE)
                 return;
         if (!resp->error_code) {
-                /* The answer cannot be published: say so instead (error response + dead
-                 * letter), as for any request that cannot be served. */
-                sl_response_t e = {0};
+                /* The answer cannot be published: say so instead, as for any request that
+                 * cannot be served. The response's model and version are the repository's. */
+                sl_response_t e = *resp;
                 char why[256];
                 sl_strfmt(why, sizeof(why),
                           "the response (%zu bytes) is larger than the producer's "
                           "message.max.bytes",
                           len + msg->key_len);
-                e.id = resp->id;
-                e.model_name = resp->model_name;
-                e.model_version = resp->model_version;
-                e.worker_id = resp->worker_id;
-                e.error_code = SL_ERR_BAD_REQUEST;
-                e.error_message = why;
-                e.has_label = resp->has_label;
-                e.label = resp->label;
-                e.timings = resp->timings;
-                sl_obs_counter_inc(sl_obs_counter_child(w->obs->errors, resp->model_name,
-                                                        resp->model_version,
-                                                        sl_err_name(SL_ERR_BAD_REQUEST)));
-                publish_response(w, msg, inf, &e);
-                sl_stream_dead_letter(w, msg, inf, SL_ERR_BAD_REQUEST, why, resp->id);
+                answer_error(w, msg, inf, &e, resp->model_name, resp->model_version,
+                             SL_ERR_BAD_REQUEST, why);
         }
         /* An error response too large (a huge id): its dead letter says why already. */
 }
@@ -336,6 +328,27 @@ done:
         free(hdrs);
 }
 
+/*
+ * Answer with an error instead of a result: \p e (id, model, label, timings
+ * filled) gets \p code and \p message, is counted under the Prometheus labels
+ * \p model / \p version (from the repository, never from the request: bounded
+ * series), published, and the message becomes a dead letter too.
+ */
+static void answer_error(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
+                         sl_response_t *e, const char *model, const char *version, sl_err_t code,
+                         const char *message)
+{
+        e->error_code = code;
+        e->error_message = message;
+        e->n_outputs = 0;
+        e->outputs = NULL;
+        e->n_classes = 0;
+        e->classes = NULL;
+        sl_obs_counter_inc(sl_obs_counter_child(w->obs->errors, model, version, sl_err_name(code)));
+        publish_response(w, msg, inf, e);
+        sl_stream_dead_letter(w, msg, inf, code, message, e->id);
+}
+
 /* A decodable request that cannot be served: error response + dead letter. */
 static void reject(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *inf,
                    const sl_request_t *req, const sl_repo_model_t *m, sl_err_t code,
@@ -346,16 +359,10 @@ static void reject(sl_worker_t *w, const rd_kafka_message_t *msg, inflight_t *in
         resp.model_name = req->model_name;
         resp.model_version = m ? m->version : (req->model_version ? req->model_version : "");
         resp.worker_id = w->conf->worker_id;
-        resp.error_code = code;
-        resp.error_message = message;
         resp.has_label = req->has_label;
         resp.label = req->label;
         resp.timings.request_timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
-        /* Label values come from the repository, never from the request (bounded series). */
-        sl_obs_counter_inc(sl_obs_counter_child(w->obs->errors, m ? m->name : "",
-                                                m ? m->version : "", sl_err_name(code)));
-        publish_response(w, msg, inf, &resp);
-        sl_stream_dead_letter(w, msg, inf, code, message, req->id);
+        answer_error(w, msg, inf, &resp, m ? m->name : "", m ? m->version : "", code, message);
 }
 
 /* Check a request against its model; fills errstr and returns the error class. */
